@@ -1,0 +1,11 @@
+from .cifar_lt import CIFAR10LT, CIFAR100LT
+from .class_counts import get_class_counts, get_gt_labels, labels_to_counts
+from .digits_lt import DigitsLT
+from .fashion_mnist_lt import FashionMNISTLT
+from .long_tailed import LongTailedDataset, draw_long_tailed_split, long_tailed_counts
+
+__all__ = [
+    'CIFAR10LT', 'CIFAR100LT', 'DigitsLT', 'FashionMNISTLT', 'LongTailedDataset',
+    'draw_long_tailed_split', 'get_class_counts', 'get_gt_labels', 'labels_to_counts',
+    'long_tailed_counts'
+]
