@@ -1,0 +1,2 @@
+
+from .rebalanced_fifo import RebalancedFIFOMemory  # noqa: F401
