@@ -1,0 +1,136 @@
+"""A timm CNN split into a trunk and a tail (the last stage), for necks that sit between them."""
+from collections import OrderedDict
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from mmpretrain.registry import MODELS
+
+try:  # timm >= 0.9
+    from timm.models._features import FeatureDictNet
+except ImportError:  # pragma: no cover - older timm layout
+    from timm.models.features import FeatureDictNet
+
+
+def _unsupported(model_name: str, why: str) -> ValueError:
+    return ValueError(
+        f"TimmSplitBackbone: timm model '{model_name}' cannot be split before its last "
+        f'stage: {why}. Supported are CNNs that timm turns into a FeatureListNet under '
+        '`features_only=True` whose top-level modules run in order (ResNet/ResNeXt, '
+        'ConvNeXt, RegNet, resnet32_cifar, ...). For other models put the neck after the '
+        "last stage instead (e.g. AFANeck(placement='after_last_stage') with "
+        "backbone=dict(type='TIMMBackbone', ...)).")
+
+
+@MODELS.register_module()
+class TimmSplitBackbone(BaseModule):
+    """Any timm CNN, split into ``trunk`` (stem .. penultimate stage) and ``tail`` (last stage).
+
+    timm's ``features_only=True`` re-builds most CNNs as a ``FeatureListNet``: an ordered
+    dict of top-level modules (``conv1, bn1, act1, layer1 .. layer4`` for ResNet/ResNeXt,
+    ``stem_0, stem_1, stages_0 .. stages_3`` for ConvNeXt, ``stem, s1 .. s4`` for RegNet)
+    that run one after the other. This backbone cuts that sequence after the module that
+    produces the feature level ``-1 - tail_stages`` and keeps both halves as
+    ``nn.Sequential`` s, so ``tail(trunk(x))`` is exactly the unsplit network (same modules,
+    same order, bit-for-bit the same output). Parameters live under ``backbone.trunk.*`` and
+    ``backbone.tail.*``; timm's own pretrained loading happens before the split.
+
+    AFA (Wang et al., Sec. III-B) inserts its module between the third and the fourth
+    residual stage so that generated features pass through the last stage:
+    :class:`~lt_plugins.models.classifiers.LabelAwareClassifier` calls :meth:`forward_trunk`,
+    gives the neck :meth:`forward_tail`, and the neck runs the tail on real + generated
+    features. Used on its own (``forward``) the backbone behaves like ``TIMMBackbone`` with
+    ``features_only=True, out_indices=(-1,)``.
+
+    Args:
+        model_name (str): timm model name, e.g. ``'resnet32_cifar'``, ``'resnext50_32x4d'``,
+            ``'convnext_atto'``, ``'regnetx_002'``.
+        pretrained (bool): load timm's pretrained weights (needs them cached). Defaults to
+            False.
+        tail_stages (int): number of trailing feature stages that form the tail. Defaults
+            to 1 (split between the last two stages, as in the paper).
+        in_channels (int): input image channels. Defaults to 3.
+        init_cfg (dict, optional): mmengine init config. Defaults to None.
+        **kwargs: passed to ``timm.create_model`` (e.g. ``drop_path_rate``).
+    """
+
+    def __init__(self,
+                 model_name: str,
+                 pretrained: bool = False,
+                 tail_stages: int = 1,
+                 in_channels: int = 3,
+                 init_cfg: Optional[dict] = None,
+                 **kwargs) -> None:
+        super().__init__(init_cfg=init_cfg)
+        import timm
+        if tail_stages < 1:
+            raise ValueError(
+                f'TimmSplitBackbone: tail_stages must be >= 1 (got {tail_stages}); to put a '
+                "neck after the last stage use AFANeck(placement='after_last_stage').")
+        for forbidden in ('features_only', 'out_indices', 'feature_cls'):
+            if forbidden in kwargs:
+                raise ValueError(
+                    f'TimmSplitBackbone: `{forbidden}` is set by the backbone itself; '
+                    'remove it from model.backbone.')
+        self.model_name = model_name
+        self.in_channels = in_channels
+        self.tail_stages = tail_stages
+        try:
+            body = timm.create_model(model_name, pretrained=pretrained, features_only=True,
+                                     in_chans=in_channels, **kwargs)
+        except RuntimeError as err:  # timm: "features_only not implemented for ..."
+            raise _unsupported(model_name, f'timm refused features_only=True ({err})') from err
+        if not isinstance(body, FeatureDictNet):
+            raise _unsupported(
+                model_name, f'features_only=True gives a {type(body).__name__}, not a '
+                'FeatureListNet of sequential top-level modules')
+        fmt = getattr(getattr(body, 'output_fmt', None), 'name', 'NCHW')
+        if fmt != 'NCHW':
+            raise _unsupported(model_name, f'its features are {fmt}, not NCHW maps')
+        names = list(body.keys())
+        taps = [i for i, name in enumerate(names) if name in body.return_layers]
+        if len(taps) < tail_stages + 1:
+            raise _unsupported(
+                model_name, f'it exposes {len(taps)} feature levels, fewer than '
+                f'tail_stages + 1 = {tail_stages + 1}')
+        cut = taps[-1 - tail_stages] + 1
+        modules = list(body.items())
+        self.trunk = nn.Sequential(OrderedDict(modules[:cut]))
+        self.tail = nn.Sequential(OrderedDict(modules[cut:]))
+        info = body.feature_info
+        self.trunk_channels: int = int(info.channels()[-1 - tail_stages])
+        self.trunk_reduction: int = int(info.reduction()[-1 - tail_stages])
+        self.out_channels: int = int(info.channels()[-1])
+        self.trunk_module_names: Tuple[str, ...] = tuple(names[:cut])
+        self.tail_module_names: Tuple[str, ...] = tuple(names[cut:])
+
+    def trunk_feat_size(self, img_size: Sequence[int]) -> Tuple[int, int]:
+        """Spatial size (H, W) of the trunk output for an input of ``img_size``, by a dry run."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                param = next(self.parameters())
+                x = torch.zeros(1, self.in_channels, *img_size, dtype=param.dtype,
+                                device=param.device)
+                h, w = self.forward_trunk(x).shape[-2:]
+        finally:
+            self.train(was_training)
+        return int(h), int(w)
+
+    def forward_trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """Stem up to (and including) the penultimate stage: ``(B, C_trunk, H', W')``."""
+        out = self.trunk(x)
+        if not isinstance(out, torch.Tensor):
+            raise _unsupported(self.model_name,
+                               f'its trunk returns a {type(out).__name__}, not a tensor')
+        return out
+
+    def forward_tail(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage(s), applied to trunk-shaped features (real or generated)."""
+        return self.tail(x)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor]:
+        """Unsplit forward: ``(tail(trunk(x)),)``, like ``TIMMBackbone`` with one out index."""
+        return (self.forward_tail(self.forward_trunk(x)), )

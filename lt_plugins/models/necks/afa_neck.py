@@ -1,0 +1,277 @@
+"""Attentive Feature Augmentation (AFA) neck: class-aware feature decomposition + generation."""
+import math
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmpretrain.registry import MODELS
+
+MASK_AXES = ('channel', 'spatial')
+QKV_MODES = ('linear', 'conv1x1')
+PLACEMENTS = ('before_last_stage', 'after_last_stage')
+
+
+def generation_counts(labels: torch.Tensor, alpha: float,
+                      gamma: float) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Self-adapted generation counts of AFA, Eq. 9-10, for one mini-batch.
+
+    ``f_c`` is the in-batch frequency of each class present in ``labels``;
+    ``R_c = f_c^-alpha / sum_c' f_c'^-alpha`` (Eq. 9, computed as a softmax of
+    ``-alpha * log f_c`` for stability) and ``G_c = ceil(gamma * R_c * B)`` (Eq. 10).
+
+    Returns:
+        tuple: ``classes`` (K,) present class ids (sorted), ``counts`` (K,) their number of
+        samples in the batch, ``num_gen`` (K,) the number ``G_c`` of features to generate.
+    """
+    classes, counts = torch.unique(labels, sorted=True, return_counts=True)
+    batch = labels.numel()
+    freq = counts.double() / batch
+    ratio = torch.softmax(-alpha * torch.log(freq), dim=0)  # Eq. 9
+    # Eq. 10; the tiny offset keeps an exact integer (e.g. gamma * R_c * B = 64) from being
+    # rounded up by float error, without changing any non-integer case that matters.
+    num_gen = torch.ceil(gamma * ratio * batch - 1e-9).clamp_min(0).long()
+    return classes, counts, num_gen
+
+
+def sample_pairs(labels: torch.Tensor, classes: torch.Tensor, counts: torch.Tensor,
+                 num_gen: torch.Tensor,
+                 generator: Optional[torch.Generator] = None
+                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Draw the (i, j) pairs of Eq. 11 for every generated feature, without Python loops.
+
+    For a generated feature of class ``c``, ``i`` is uniform over the batch samples of
+    class ``c`` and ``j`` is uniform over the other ``B - 1`` samples (``j != i``, any
+    class). Needs ``B >= 2``.
+
+    Returns:
+        tuple: ``idx_class`` (G,), ``idx_var`` (G,) and the generated labels ``gen_labels``
+        (G,), grouped by class in the order of ``classes``.
+    """
+    device = labels.device
+    batch = labels.numel()
+    gen_labels = torch.repeat_interleave(classes, num_gen)
+    slot = torch.repeat_interleave(torch.arange(classes.numel(), device=device), num_gen)
+    # samples sorted by class: class k occupies order[start[k] : start[k] + counts[k]]
+    order = torch.argsort(labels, stable=True)
+    start = torch.cumsum(counts, 0) - counts
+    u = torch.rand(gen_labels.numel(), device=device, generator=generator, dtype=torch.float64)
+    offset = (u * counts[slot]).long().clamp_max(counts[slot] - 1)
+    idx_class = order[start[slot] + offset]
+    # j uniform over {0..B-1} \ {i}: draw from B - 1 values and skip i
+    idx_var = torch.randint(0, batch - 1, (gen_labels.numel(), ), device=device,
+                            generator=generator)
+    idx_var = idx_var + (idx_var >= idx_class).long()
+    return idx_class, idx_var, gen_labels
+
+
+class _SELayer(nn.Module):
+    """Squeeze-and-excitation channel re-weighting ``F_se`` (Eq. 2)."""
+
+    def __init__(self, channels: int, reduction: int) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 4)
+        self.fc1 = nn.Conv2d(channels, hidden, 1)
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = F.adaptive_avg_pool2d(x, 1)
+        s = torch.sigmoid(self.fc2(F.relu(self.fc1(s), inplace=True)))
+        return x * s
+
+
+@MODELS.register_module()
+class AFANeck(BaseModule):
+    """Attentive Feature Augmentation neck (Wang et al., AFA + LBLS), with pooling.
+
+    Takes the feature map ``X`` (B, D, H, W) of the backbone trunk and computes, per sample,
+    with the spatial map flattened to ``(B, D, HW)`` (each channel a "token"):
+
+    - Eq. 1: ``X_att = softmax(Q K^T / sqrt(HW)) V`` (attention among channels), with
+      ``Q, K, V`` linear maps over the HW axis (``qkv='linear'``, Algorithm 1; fixes the
+      input size to ``feat_size``) or 1x1 convolutions over channels (``qkv='conv1x1'``,
+      any size);
+    - Eq. 2: ``X~ = SE(X_att)``;  Eq. 3: ``M = softmax(X~ + X_att)`` along ``mask_axis``
+      (``'channel'``: for every position the mask sums to 1 over the D channels, "the
+      specific combination of feature patterns"; ``'spatial'``: sums to 1 over HW for
+      every channel);
+    - Eq. 4-6: ``X_class = M * V``, ``X_var = V - X_class``, ``X_enh = X + X_class``
+      (``X_enh = X`` when ``attention_addition=False``, the "w/o AttAdd" ablation).
+
+    In training, when labels are given and generation is on, self-adapted generation
+    (Eq. 9-11) adds ``G_c = ceil(gamma * R_c * B)`` features ``X_class[i] + X_var[j]``
+    (``i`` of class ``c``, ``j != i``) per class ``c`` present in the batch, where ``R_c``
+    comes from the in-batch class frequencies and ``alpha``; a batch of one sample
+    generates nothing. Real (enhanced) and generated features then go through ``tail`` (the
+    backbone's last stage, when ``placement='before_last_stage'``) and global average
+    pooling. At inference only ``X_enh`` is used.
+
+    Statistics are per process: under DDP each rank generates from its own batch (like
+    BatchNorm without sync); no statistic has to be global because ``R_c`` is defined on
+    "a mini-batch" and every generated feature pairs two samples of the same rank.
+
+    Call protocol (see :class:`~lt_plugins.models.classifiers.LabelAwareClassifier`):
+    ``forward(inputs, data_samples=None, tail=None)`` returns ``(pooled,)`` without labels
+    and ``((pooled,), extras)`` with labels, where ``pooled`` is ``(B + G, C_out)`` and
+    ``extras = dict(gen_labels=(G,) tensor, log_vars=dict(...))``. ``gen_labels`` is only
+    present when features were generated. Logged: ``afa_class_ratio`` =
+    ``||X_class|| / ||V||`` over the batch, ``afa_num_gen`` = G.
+
+    Args:
+        in_channels (int): channels ``D`` of the input feature map.
+        feat_size (Sequence[int], optional): ``(H, W)`` of the input map; required for
+            ``qkv='linear'`` (e.g. ``(16, 16)`` after ResNet-32's second stage on 32x32
+            images, ``(14, 14)`` after ResNeXt-50's third stage on 224x224).
+        qkv (str): ``'linear'`` (maps over HW, Algorithm 1) or ``'conv1x1'``.
+            Defaults to ``'linear'``.
+        mask_axis (str): softmax axis of the mask, ``'channel'`` or ``'spatial'``.
+            Defaults to ``'channel'``.
+        se_reduction (int): SE bottleneck reduction. Defaults to 16.
+        alpha (float): imbalance control factor of Eq. 9, ``>= 0``. Defaults to 4.
+        gamma (float): ratio of generated to real features, Eq. 10, ``>= 0``.
+            Defaults to 1.
+        generate (bool): enable feature generation (False: the "w/o Gen" ablation).
+            ``LBLSHook`` additionally switches generation off while the L_all weight is 0.
+            Defaults to True.
+        attention_addition (bool): ``X_enh = X + X_class`` (True) or ``X`` (False).
+            Defaults to True.
+        placement (str): ``'before_last_stage'`` (the paper: the classifier gives the
+            neck the backbone's last stage as ``tail``) or ``'after_last_stage'``.
+            Defaults to ``'before_last_stage'``.
+        init_cfg (dict, optional): mmengine init config. Defaults to None.
+    """
+
+    requires_labels = True
+
+    def __init__(self,
+                 in_channels: int,
+                 feat_size: Optional[Sequence[int]] = None,
+                 qkv: str = 'linear',
+                 mask_axis: str = 'channel',
+                 se_reduction: int = 16,
+                 alpha: float = 4.0,
+                 gamma: float = 1.0,
+                 generate: bool = True,
+                 attention_addition: bool = True,
+                 placement: str = 'before_last_stage',
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if alpha < 0:
+            raise ValueError(f'AFANeck: alpha must be >= 0 (got {alpha}); alpha = 0 generates '
+                             'equally for every class in the batch, the paper uses 4.')
+        if gamma < 0:
+            raise ValueError(f'AFANeck: gamma must be >= 0 (got {gamma}); it is the ratio of '
+                             'generated to real features (paper: 1).')
+        if qkv not in QKV_MODES:
+            raise ValueError(f'AFANeck: qkv must be one of {QKV_MODES} (got {qkv!r}).')
+        if mask_axis not in MASK_AXES:
+            raise ValueError(f'AFANeck: mask_axis must be one of {MASK_AXES} (got {mask_axis!r}).')
+        if placement not in PLACEMENTS:
+            raise ValueError(f'AFANeck: placement must be one of {PLACEMENTS} (got {placement!r}).')
+        self.in_channels = in_channels
+        self.qkv_mode = qkv
+        self.mask_axis = mask_axis
+        self.alpha = float(alpha)
+        self.gamma = float(gamma)
+        self.generate = generate
+        self.attention_addition = attention_addition
+        self.placement = placement
+        self.requires_tail = placement == 'before_last_stage'
+        # set by LBLSHook through set_lbls_weight(); generation is pointless while L_all is off
+        self._lbls_active = True
+
+        if qkv == 'linear':
+            if feat_size is None:
+                raise ValueError(
+                    "AFANeck(qkv='linear') maps over the flattened H*W axis and needs "
+                    '`feat_size=(H, W)` of its input map (e.g. (16, 16) after the second '
+                    "stage of resnet32_cifar on 32x32 images); or use qkv='conv1x1'.")
+            self.feat_size = (int(feat_size[0]), int(feat_size[1]))
+            hw = self.feat_size[0] * self.feat_size[1]
+            self.qkv = nn.Linear(hw, 3 * hw)
+        else:
+            self.feat_size = None if feat_size is None else tuple(int(s) for s in feat_size)
+            self.qkv = nn.Conv2d(in_channels, 3 * in_channels, 1)
+        self.se = _SELayer(in_channels, se_reduction)
+
+    # -- LBLS protocol -----------------------------------------------------------------------
+    def set_lbls_weight(self, weight: float) -> None:
+        """LBLS (Eq. 12): generate only while the weight of ``L_all`` is positive."""
+        self._lbls_active = weight > 0
+
+    @property
+    def generating(self) -> bool:
+        return self.training and self.generate and self.gamma > 0 and self._lbls_active
+
+    # -- Eq. 1-6 -----------------------------------------------------------------------------
+    def decompose(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Eq. 1-6 on ``x`` (B, D, H, W); returns maps ``v, mask, x_class, x_var, x_enh``."""
+        b, d, h, w = x.shape
+        if d != self.in_channels:
+            raise ValueError(f'AFANeck: got {d} input channels, built for in_channels='
+                             f'{self.in_channels}; set model.neck.in_channels={d}.')
+        if self.qkv_mode == 'linear':
+            if (h, w) != self.feat_size:
+                raise ValueError(
+                    f"AFANeck(qkv='linear') was built for {self.feat_size[0]}x"
+                    f'{self.feat_size[1]} input maps (feat_size) but got {h}x{w}: set '
+                    f'model.neck.feat_size=({h}, {w}) for this input resolution, or '
+                    "qkv='conv1x1' to accept any size.")
+            q, k, v = self.qkv(x.flatten(2)).chunk(3, dim=-1)
+        else:
+            q, k, v = self.qkv(x).flatten(2).chunk(3, dim=1)
+        attn = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(h * w), dim=-1)  # (B, D, D)
+        x_att = (attn @ v).view(b, d, h, w)  # Eq. 1
+        logits = self.se(x_att) + x_att  # Eq. 2-3
+        dim = 1 if self.mask_axis == 'channel' else 2
+        mask = torch.softmax(logits.flatten(2), dim=dim).view(b, d, h, w)
+        v = v.reshape(b, d, h, w)
+        x_class = mask * v  # Eq. 4
+        x_var = v - x_class  # Eq. 5
+        x_enh = x + x_class if self.attention_addition else x  # Eq. 6
+        return dict(v=v, mask=mask, x_class=x_class, x_var=x_var, x_enh=x_enh)
+
+    # -- Eq. 9-11 ----------------------------------------------------------------------------
+    def generate_features(self, x_class: torch.Tensor, x_var: torch.Tensor,
+                          labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Self-adapted feature generation (Eq. 9-11); returns ``(X_gen, Y_gen)``."""
+        if labels.numel() < 2 or self.gamma == 0:  # j != i impossible for a batch of one
+            return x_class.new_zeros((0, ) + x_class.shape[1:]), labels.new_zeros(0)
+        classes, counts, num_gen = generation_counts(labels, self.alpha, self.gamma)
+        idx_class, idx_var, gen_labels = sample_pairs(labels, classes, counts, num_gen)
+        return x_class[idx_class] + x_var[idx_var], gen_labels
+
+    def forward(self,
+                inputs: Union[torch.Tensor, Tuple[torch.Tensor, ...]],
+                data_samples: Optional[list] = None,
+                tail: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
+        """See the class docstring for the call protocol."""
+        x = inputs[-1] if isinstance(inputs, (tuple, list)) else inputs
+        if self.requires_tail and tail is None:
+            raise ValueError(
+                "AFANeck(placement='before_last_stage') needs the backbone's last stage: "
+                "build it inside model=dict(type='LabelAwareClassifier', "
+                "backbone=dict(type='TimmSplitBackbone', ...)), or set "
+                "placement='after_last_stage'.")
+        parts = self.decompose(x)
+        feats = parts['x_enh']
+        extras: Dict[str, object] = {}
+        gen_labels = None
+        if data_samples is not None and self.generating:
+            labels = torch.cat([ds.gt_label for ds in data_samples]).to(x.device)
+            x_gen, gen_labels = self.generate_features(parts['x_class'], parts['x_var'],
+                                                       labels)
+            feats = torch.cat([feats, x_gen], dim=0)
+            extras['gen_labels'] = gen_labels
+        if tail is not None:
+            feats = tail(feats)
+        pooled = F.adaptive_avg_pool2d(feats, 1).flatten(1)
+        if data_samples is None:
+            return (pooled, )
+        with torch.no_grad():
+            ratio = parts['x_class'].float().norm() / parts['v'].float().norm().clamp_min(1e-12)
+        num_gen = 0 if gen_labels is None else gen_labels.numel()
+        extras['log_vars'] = dict(afa_class_ratio=ratio,
+                                  afa_num_gen=torch.tensor(float(num_gen), device=x.device))
+        return (pooled, ), extras
