@@ -1,0 +1,2 @@
+
+from .shot_accuracy import ShotAccuracy  # noqa: F401
