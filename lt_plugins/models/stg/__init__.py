@@ -1,0 +1,15 @@
+"""Building blocks of STG (sample-specific, context-aware augmentation): the generator,
+Eq. 1 statistics, Eq. 3-4 augmentation, the head/tail split."""
+from .augment import (AUGMENT_TYPES, class_strength, dropout_augment, gaussian_noise_augment,
+                      stg_augment)
+from .classifier import FeatureBypassPreprocessor, FeatureCacheClassifier
+from .generator import SemanticTransformationGenerator
+from .split import head_tail_split
+from .statistics import (REGRESSION_LOSSES, SampleStatSmoother, regression_loss,
+                         transformation_statistics)
+
+__all__ = [
+    'AUGMENT_TYPES', 'REGRESSION_LOSSES', 'FeatureBypassPreprocessor', 'FeatureCacheClassifier', 'SampleStatSmoother', 'SemanticTransformationGenerator',
+    'class_strength', 'dropout_augment', 'gaussian_noise_augment', 'head_tail_split',
+    'regression_loss', 'stg_augment', 'transformation_statistics'
+]
