@@ -1,0 +1,63 @@
+"""TimmSplitBackbone: trunk + tail reproduce the unsplit timm network bit for bit."""
+import pytest
+import timm
+import torch
+
+import lt_plugins  # noqa: F401  (registers resnet32_cifar in timm)
+from lt_plugins.models.backbones import TimmSplitBackbone
+
+CASES = [
+    # name, input size, trunk end, tail
+    ('resnet18', 64, 'layer3', ('layer4', )),
+    ('resnext50_32x4d', 32, 'layer3', ('layer4', )),
+    ('resnext26ts', 64, 'stages_2', ('stages_3', 'final_conv')),
+    ('convnext_atto', 64, 'stages_2', ('stages_3', )),
+    ('regnetx_002', 64, 's3', ('s4', )),
+    ('resnet32_cifar', 32, 'layer2', ('layer3', )),
+]
+
+
+@pytest.mark.parametrize('name,size,trunk_end,tail', CASES)
+def test_split_is_bit_exact(name, size, trunk_end, tail):
+    torch.manual_seed(0)
+    split = TimmSplitBackbone(name)
+    full = timm.create_model(name, features_only=True)
+    full.load_state_dict({k.split('.', 1)[1]: v for k, v in split.state_dict().items()})
+    assert split.trunk_module_names[-1] == trunk_end
+    assert split.tail_module_names == tail
+    x = torch.randn(2, 3, size, size)
+    for train in (False, True):
+        split.train(train)
+        full.train(train)
+        with torch.no_grad():
+            ref = full(x)
+            trunk = split.forward_trunk(x)
+            out = split.forward_tail(trunk)
+        assert torch.equal(trunk, ref[-2])
+        assert torch.equal(out, ref[-1])
+        assert torch.equal(split(x)[0], out) if not train else True
+    assert trunk.shape[1] == split.trunk_channels and out.shape[1] == split.out_channels
+    assert split.trunk_feat_size((size, size)) == tuple(trunk.shape[-2:])
+
+
+def test_resnext50_names():
+    """The paper's backbone: AFA after stage 3 (1024 channels, 1/16 resolution)."""
+    split = TimmSplitBackbone('resnext50_32x4d')
+    assert split.trunk_module_names[-1] == 'layer3' and split.tail_module_names == ('layer4', )
+    assert (split.trunk_channels, split.trunk_reduction, split.out_channels) == (1024, 16, 2048)
+    assert split.trunk_feat_size((224, 224)) == (14, 14)
+
+
+@pytest.mark.parametrize('name', ['efficientnet_b0', 'vit_tiny_patch16_224'])
+def test_unsupported_model_named_in_error(name):
+    with pytest.raises(ValueError, match=f"timm model '{name}' cannot be split"):
+        TimmSplitBackbone(name)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='tail_stages must be >= 1'):
+        TimmSplitBackbone('resnet18', tail_stages=0)
+    with pytest.raises(ValueError, match='out_indices'):
+        TimmSplitBackbone('resnet18', out_indices=(1, 2))
+    with pytest.raises(ValueError, match='fewer than'):
+        TimmSplitBackbone('resnet32_cifar', tail_stages=5)
