@@ -1,0 +1,419 @@
+"""Per-class key-value episodic memory of IEM (Zhu & Yang, CVPR 2020, Sec. 3.1, Eq. 1-4).
+
+Used twice by ``IEMHead``: a global memory (keys = pooled features) and a local memory (keys =
+RSA region features). State layout follows the package's memory-bank family: preallocated
+storage, an age vector and a validity mask, all in the checkpoint; writes are gathered across
+ranks before they are applied, so every rank holds the same bank.
+
+Cost of scale: keys take ``C * capacity * dim * 4`` bytes and values ``C * capacity * 4``; Adam
+adds two more copies of each (its moments), and under DDP the dense gradient of the bank is
+all-reduced every step (see :class:`EpisodicMemory`). The paper's 50,000 slots x 1,000 classes
+x 512 dims would need 102 GB of keys alone; the defaults here are 512 slots per class
+(CIFAR-100 with 64-dim keys: 13 MB of keys + values, x3 with Adam).
+"""
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine import dist
+from mmpretrain.registry import MODELS
+
+from .rebalanced_fifo import gather_in_rank_order
+
+_INF = float('inf')
+
+
+def squared_distances(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """Batched ``||q - k||^2`` as ``(G, R, S)`` from queries ``(G, R, D)`` and keys ``(G, S, D)``.
+
+    One ``baddbmm`` (``|q|^2 + |k|^2 - 2 q.k``), clamped at 0 against round-off.
+    """
+    qq = queries.pow(2).sum(-1, keepdim=True)
+    kk = keys.pow(2).sum(-1).unsqueeze(1)
+    return torch.baddbmm(qq + kk, queries, keys.transpose(1, 2), alpha=-2).clamp_min(0)
+
+
+@MODELS.register_module()
+class EpisodicMemory(nn.Module):
+    """Per-class key-value episodic memory with top-n inverse-distance reads (IEM Eq. 1-4).
+
+    Class ``l`` owns ``capacity`` slots of keys ``K_l`` (``dim``-vectors) and scalar values
+    ``V_l`` (the probability that a key belongs to ``l``). Keys and values are
+    ``nn.Parameter``\\ s (the paper trains them by back-propagation with their own Adam, lr
+    1e-5; see ``configs/iem/README.md`` for the optimizer set-up), ``ages`` and ``valid`` are
+    buffers. All of them travel with the checkpoint.
+
+    **Read** (Eq. 1-2): for a query ``q`` addressing class ``l``, the ``n`` nearest valid keys of
+    ``K_l`` give ``p = sum_i s_i v_i / sum_i s_i`` with ``s_i = 1 / (||q - k_i||^2 + delta)``.
+    A class with fewer than ``n`` valid slots uses the ones it has; an empty class returns
+    ``empty_value`` (no NaN, no gradient). :meth:`read` addresses one class per group of
+    queries (positive and hard-negative reads in one call), :meth:`read_all` reads every class
+    (inference). Each call makes one batched distance computation and one top-k
+    (:meth:`read_all` splits the queries in chunks of ``max_read_elements`` distances).
+
+    **Write** (Eq. 3-4), applied by :meth:`flush` once per training step, after the optimizer
+    step: every valid slot ages by one, slots read in training get age 0, then the staged
+    ``(key, value)`` pairs are gathered from all ranks (rank order) and written:
+
+    * a key within ``dedupe_tol`` (squared Euclidean distance) of a stored key of its class
+      does not append: that slot's value becomes ``gamma * v_new + (1 - gamma) * v_old``
+      (Eq. 4) and its age is reset;
+    * otherwise it is appended to a free slot, or, when the class is full, replaces the slot
+      with the largest age (ties: lowest slot index);
+    * inside one flush, several new keys hitting one stored slot, or bitwise-equal new keys of
+      one class, resolve to the last one (rank order, then batch order); when a class receives
+      more than ``capacity`` new keys, the last ``capacity`` are kept.
+
+    Overwritten slots are recorded so that ``IEMMemoryHook`` can zero their optimizer state
+    (Adam moments of the evicted key must not push the new one).
+
+    Reads in ``eval()`` mode and :meth:`read_all` change no state.
+
+    Args:
+        num_classes (int): number of classes ``C``.
+        dim (int): key dimension.
+        capacity (int): slots per class. Defaults to 512.
+        num_neighbors (int): ``n`` of the top-n read. Defaults to 50 (the paper's).
+        delta (float): ``delta`` of Eq. 2. Defaults to 1e-3.
+        gamma (float): momentum of the value update, Eq. 4. Defaults to 0.99 (as printed).
+        dedupe_tol (float): squared distance under which a new key counts as an existing one.
+            Defaults to 1e-6.
+        empty_value (float): read result of a class without valid slots. Defaults to 0.
+        max_read_elements (int): distances per chunk in :meth:`read_all`. Defaults to 2**25.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 dim: int,
+                 capacity: int = 512,
+                 num_neighbors: int = 50,
+                 delta: float = 1e-3,
+                 gamma: float = 0.99,
+                 dedupe_tol: float = 1e-6,
+                 empty_value: float = 0.0,
+                 max_read_elements: int = 2**25) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f'EpisodicMemory: num_classes={num_classes} must be >= 1.')
+        if dim < 1:
+            raise ValueError(f'EpisodicMemory: dim={dim} must be >= 1.')
+        if capacity < 1:
+            raise ValueError(
+                f'EpisodicMemory: capacity={capacity} must be >= 1 (slots per class); set '
+                '`capacity` (or `global_capacity` / `local_capacity` of IEMHead) to a '
+                'positive number.')
+        if not 1 <= num_neighbors <= capacity:
+            raise ValueError(
+                f'EpisodicMemory: num_neighbors={num_neighbors} must be in [1, capacity='
+                f'{capacity}]; lower `num_neighbors` or raise `capacity`.')
+        if delta <= 0:
+            raise ValueError(f'EpisodicMemory: delta={delta} must be > 0 (Eq. 2).')
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f'EpisodicMemory: gamma={gamma} must be in [0, 1] (Eq. 4).')
+        if dedupe_tol < 0:
+            raise ValueError(f'EpisodicMemory: dedupe_tol={dedupe_tol} must be >= 0.')
+        self.num_classes = int(num_classes)
+        self.dim = int(dim)
+        self.capacity = int(capacity)
+        self.num_neighbors = int(num_neighbors)
+        self.delta = float(delta)
+        self.gamma = float(gamma)
+        self.dedupe_tol = float(dedupe_tol)
+        self.empty_value = float(empty_value)
+        self.max_read_elements = int(max_read_elements)
+
+        shape = (self.num_classes, self.capacity)
+        self.keys = nn.Parameter(torch.zeros(*shape, self.dim))
+        self.values = nn.Parameter(torch.zeros(shape))
+        self.register_buffer('ages', torch.zeros(shape, dtype=torch.long))
+        self.register_buffer('valid', torch.zeros(shape, dtype=torch.bool))
+        # Staged state of the current step. Plain attributes, not buffers: DDP's buffer
+        # broadcast must not overwrite one rank's staged reads with rank 0's.
+        self._pending: List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._read_mask: Optional[torch.Tensor] = None
+        self._step_pending = False
+        self._overwritten: Optional[torch.Tensor] = None
+
+    # ------------------------------------------------------------------ info
+    def memory_bytes(self, optimizer_copies: int = 0) -> int:
+        """Bytes of keys, values, ages and validity (+ ``optimizer_copies`` x keys and values)."""
+        params = self.keys.numel() * 4 + self.values.numel() * 4
+        buffers = self.ages.numel() * self.ages.element_size() + self.valid.numel()
+        return params * (1 + optimizer_copies) + buffers
+
+    def num_valid(self) -> torch.Tensor:
+        """``(C,)`` number of valid slots per class."""
+        return self.valid.sum(1)
+
+    def extra_repr(self) -> str:
+        return (f'num_classes={self.num_classes}, capacity={self.capacity}, dim={self.dim}, '
+                f'n={self.num_neighbors}, delta={self.delta}, gamma={self.gamma}, '
+                f'bytes={self.memory_bytes() / 2**20:.2f} MiB '
+                f'(+{self.memory_bytes(2) / 2**20 - self.memory_bytes() / 2**20:.2f} MiB Adam)')
+
+    # ------------------------------------------------------------------ read
+    def _aggregate(self, dist_top: torch.Tensor, val_top: torch.Tensor) -> torch.Tensor:
+        """Eq. 1 over the last dim; ``inf`` distances are empty slots (weight 0)."""
+        selected = torch.isfinite(dist_top)
+        safe = dist_top.masked_fill(~selected, 0.0)
+        sim = (safe + self.delta).reciprocal() * selected
+        num = (sim * val_top).sum(-1)
+        den = sim.sum(-1)
+        out = num / den.clamp_min(torch.finfo(den.dtype).tiny)
+        return torch.where(den > 0, out, torch.full_like(out, self.empty_value))
+
+    def _check_queries(self, queries: torch.Tensor, where: str) -> Tuple[torch.Tensor, bool]:
+        squeeze = queries.dim() == 2
+        if squeeze:
+            queries = queries.unsqueeze(1)
+        if queries.dim() != 3 or queries.size(-1) != self.dim:
+            raise ValueError(
+                f'EpisodicMemory.{where}: queries of shape {tuple(queries.shape)} do not match '
+                f'the memory dim={self.dim}; expected (G, {self.dim}) or (G, R, {self.dim}). '
+                'Check that the neck output dimension equals the head `in_channels`.')
+        return queries.float(), squeeze
+
+    def read(self, queries: torch.Tensor, classes: torch.Tensor,
+             update_age: bool = True) -> torch.Tensor:
+        """Read the memory of one class per query group (Eq. 1-2), differentiable.
+
+        Args:
+            queries (Tensor): ``(G, D)`` or ``(G, R, D)``; the ``R`` queries of group ``g``
+                all address class ``classes[g]``.
+            classes (Tensor): ``(G,)`` long.
+            update_age (bool): in training mode, reset the ages of the slots read (applied
+                at the next :meth:`flush`). Never done in eval mode.
+
+        Returns:
+            Tensor: ``(G,)`` or ``(G, R)`` float32 read values.
+        """
+        queries, squeeze = self._check_queries(queries, 'read')
+        classes = classes.long().view(-1)
+        if classes.numel() != queries.size(0):
+            raise ValueError(f'EpisodicMemory.read: {queries.size(0)} query groups but '
+                             f'{classes.numel()} classes.')
+        with torch.autocast(device_type=queries.device.type, enabled=False):
+            keys = self.keys[classes]                                    # (G, S, D)
+            dists = squared_distances(queries, keys)                     # (G, R, S)
+            dists = dists.masked_fill(~self.valid[classes].unsqueeze(1), _INF)
+            dist_top, idx = dists.topk(self.num_neighbors, dim=-1, largest=False)
+            val_top = self.values[classes].gather(1, idx.flatten(1)).view_as(idx)
+            out = self._aggregate(dist_top, val_top)
+        if update_age and self.training:
+            self._mark_read(classes, idx, torch.isfinite(dist_top))
+        return out.squeeze(1) if squeeze else out
+
+    @torch.no_grad()
+    def read_all(self, queries: torch.Tensor) -> torch.Tensor:
+        """Read every class's memory for every query (inference); changes no state.
+
+        Args:
+            queries (Tensor): ``(B, D)`` or ``(B, R, D)``.
+
+        Returns:
+            Tensor: ``(B, C)`` or ``(B, R, C)`` float32 read values.
+        """
+        queries, squeeze = self._check_queries(queries, 'read_all')
+        lead = queries.shape[:2]
+        flat = queries.reshape(-1, self.dim)
+        num_slots = self.num_classes * self.capacity
+        keys = self.keys.detach().float().reshape(num_slots, self.dim)
+        kk = keys.pow(2).sum(-1)
+        invalid = ~self.valid.unsqueeze(0)
+        values = self.values.detach().float().unsqueeze(0)
+        chunk = max(1, self.max_read_elements // num_slots)
+        outs = []
+        with torch.autocast(device_type=flat.device.type, enabled=False):
+            for start in range(0, flat.size(0), chunk):   # memory-bounded chunks, not samples
+                q = flat[start:start + chunk]
+                dists = torch.addmm(q.pow(2).sum(-1, keepdim=True) + kk, q, keys.t(),
+                                    alpha=-2).clamp_min_(0)
+                dists = dists.view(-1, self.num_classes, self.capacity).masked_fill_(
+                    invalid, _INF)
+                dist_top, idx = dists.topk(self.num_neighbors, dim=-1, largest=False)
+                val_top = values.expand(q.size(0), -1, -1).gather(-1, idx)
+                outs.append(self._aggregate(dist_top, val_top))
+        out = torch.cat(outs).view(*lead, self.num_classes)
+        return out.squeeze(1) if squeeze else out
+
+    @torch.no_grad()
+    def _mark_read(self, classes: torch.Tensor, idx: torch.Tensor,
+                   selected: torch.Tensor) -> None:
+        if self._read_mask is None or self._read_mask.device != self.valid.device:
+            self._read_mask = torch.zeros_like(self.valid)
+        cls = classes.view(-1, 1, 1).expand_as(idx)
+        self._read_mask[cls[selected], idx[selected]] = True
+        self._step_pending = True
+
+    # ----------------------------------------------------------------- write
+    @torch.no_grad()
+    def write(self, keys: torch.Tensor, values: torch.Tensor, classes: torch.Tensor) -> None:
+        """Stage ``(key, value)`` pairs for class memories; applied by :meth:`flush`.
+
+        Args:
+            keys (Tensor): ``(G, D)`` or ``(G, R, D)``; the ``R`` keys of group ``g`` go to
+                class ``classes[g]`` (e.g. the regions of one image). ``G`` may be 0.
+            values (Tensor): ``(G,)`` (shared by the group) or ``(G, R)``.
+            classes (Tensor): ``(G,)`` long.
+        """
+        keys, _ = self._check_queries(keys.detach(), 'write')
+        g, r = keys.shape[:2]
+        values = values.detach().float()
+        values = (values.view(g, 1).expand(g, r) if values.numel() == g and r != 1
+                  else values.reshape(g, r))
+        classes = classes.detach().long().view(-1)
+        if classes.numel() != g:
+            raise ValueError(f'EpisodicMemory.write: {g} key groups but {classes.numel()} '
+                             'classes.')
+        if self._pending and self._pending[0][0].size(1) != r:
+            raise ValueError('EpisodicMemory.write: every write of one step must use the same '
+                             f'number of keys per group (got {r} and '
+                             f'{self._pending[0][0].size(1)}).')
+        self._pending.append((keys.contiguous(), values.contiguous(), classes))
+        self._step_pending = True
+
+    @torch.no_grad()
+    def flush(self) -> bool:
+        """Apply the staged step: age, reset read ages, gather and write (collective).
+
+        Every rank must call it at the same point (the head calls it at the start of each
+        training ``loss()``; ``IEMMemoryHook`` calls it after each optimizer step).
+
+        Returns:
+            bool: whether a step was applied.
+        """
+        pending_any = torch.tensor([int(self._step_pending)], device=self.valid.device)
+        if dist.get_world_size() > 1:
+            dist.all_reduce(pending_any, op='max')
+        if not int(pending_any.item()):
+            return False
+        read_mask = self._read_mask
+        if read_mask is None or read_mask.device != self.valid.device:
+            read_mask = torch.zeros_like(self.valid)
+        if dist.get_world_size() > 1:
+            reduced = read_mask.to(torch.uint8)
+            dist.all_reduce(reduced, op='max')
+            read_mask = reduced.bool()
+        if self._pending:
+            keys = torch.cat([p[0] for p in self._pending])
+            values = torch.cat([p[1] for p in self._pending])
+            classes = torch.cat([p[2] for p in self._pending])
+        else:
+            keys = self.keys.new_zeros((0, 1, self.dim))
+            values = self.values.new_zeros((0, 1))
+            classes = self.ages.new_zeros((0, ))
+        keys, values, classes = gather_in_rank_order(keys, values, classes)
+
+        self.ages[self.valid] += 1
+        self.ages[read_mask] = 0
+        if classes.numel():
+            self._apply_writes(keys.to(self.keys), values.to(self.values), classes)
+        self._pending = []
+        self._read_mask = None
+        self._step_pending = False
+        return True
+
+    def _apply_writes(self, keys: torch.Tensor, values: torch.Tensor,
+                      classes: torch.Tensor) -> None:
+        """Vectorised Eq. 3-4 for ``(G, R, D)`` keys, ``(G, R)`` values, ``(G,)`` classes."""
+        num_groups, per_group, _ = keys.shape
+        cap = self.capacity
+        mem_keys = self.keys.data[classes]                                 # (G, S, D)
+        dists = squared_distances(keys, mem_keys)
+        dists.masked_fill_(~self.valid[classes].unsqueeze(1), _INF)
+        near_d, near_idx = dists.min(-1)                                   # (G, R)
+        near_key = mem_keys.gather(1, near_idx.unsqueeze(-1).expand_as(keys))
+        exact = (keys - near_key).pow(2).sum(-1)                          # exact, no round-off
+        match = torch.isfinite(near_d) & (exact <= self.dedupe_tol)
+
+        flat_keys = keys.reshape(-1, self.dim)
+        flat_vals = values.reshape(-1)
+        flat_cls = classes.view(-1, 1).expand(num_groups, per_group).reshape(-1)
+        flat_match = match.reshape(-1)
+        flat_slot = near_idx.reshape(-1)
+        order = torch.arange(flat_cls.numel(), device=flat_cls.device)
+        protect = torch.zeros_like(self.valid)
+
+        # Eq. 4: update matched slots; the last entry hitting a slot wins.
+        if flat_match.any():
+            slot_id = flat_cls[flat_match] * cap + flat_slot[flat_match]
+            entry = order[flat_match]
+            last = torch.full((self.num_classes * cap, ), -1, dtype=torch.long,
+                              device=entry.device)
+            last.scatter_reduce_(0, slot_id, entry, reduce='amax')
+            hit = (last >= 0).nonzero().squeeze(1)
+            src = last[hit]
+            c, s = hit // cap, hit % cap
+            self.values.data[c, s] = (self.gamma * flat_vals[src] +
+                                      (1 - self.gamma) * self.values.data[c, s])
+            self.ages[c, s] = 0
+            protect[c, s] = True
+
+        # Eq. 3: append the others, after merging bitwise-equal new keys of a class.
+        new = (~flat_match).nonzero().squeeze(1)
+        if new.numel() == 0:
+            return
+        new = self._last_of_duplicates(new, flat_keys, flat_cls)
+        cls_new = flat_cls[new]
+        sorted_cls, perm = torch.sort(cls_new, stable=True)
+        new = new[perm]
+        counts = torch.bincount(sorted_cls, minlength=self.num_classes)
+        starts = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(new.numel(), device=new.device) - starts[sorted_cls]
+        skip = (counts - cap).clamp_min(0)[sorted_cls]     # keep the last `capacity` per class
+        keep = rank >= skip
+        new, sorted_cls, rank = new[keep], sorted_cls[keep], (rank - skip)[keep]
+        # Slot preference per class: free slots, then oldest, slots updated now last.
+        big = torch.iinfo(torch.long).max
+        priority = torch.where(self.valid, self.ages, torch.full_like(self.ages, big))
+        priority = priority.masked_fill(protect, -1)
+        slot_order = torch.sort(priority, dim=1, descending=True, stable=True).indices
+        slots = slot_order[sorted_cls, rank]
+        self.keys.data[sorted_cls, slots] = flat_keys[new]
+        self.values.data[sorted_cls, slots] = flat_vals[new]
+        self.valid[sorted_cls, slots] = True
+        self.ages[sorted_cls, slots] = 0
+        if self._overwritten is None or self._overwritten.device != self.valid.device:
+            self._overwritten = torch.zeros_like(self.valid)
+        self._overwritten[sorted_cls, slots] = True
+
+    @staticmethod
+    def _last_of_duplicates(entries: torch.Tensor, keys: torch.Tensor,
+                            classes: torch.Tensor) -> torch.Tensor:
+        """Of bitwise-equal ``(class, key)`` entries keep the last; keeps ascending order."""
+        if entries.numel() < 2:
+            return entries
+        k = keys[entries].double()
+        gen = torch.Generator(device='cpu').manual_seed(0)
+        proj = torch.randn(k.size(1), generator=gen, dtype=torch.float64).to(k.device)
+        hashed = k @ proj
+        perm = torch.sort(hashed, stable=True).indices
+        perm = perm[torch.sort(classes[entries][perm], stable=True).indices]
+        ks, cs = k[perm], classes[entries][perm]
+        same = torch.zeros(perm.numel(), dtype=torch.bool, device=perm.device)
+        same[1:] = (cs[1:] == cs[:-1]) & (ks[1:] == ks[:-1]).all(1)
+        if not same.any():
+            return entries
+        run = torch.cumsum(~same, 0) - 1
+        last = torch.full((int(run.max()) + 1, ), -1, dtype=torch.long, device=perm.device)
+        last.scatter_reduce_(0, run, entries[perm], reduce='amax')
+        return torch.sort(last).values
+
+    # ------------------------------------------------------------- optimizer
+    def pop_overwritten(self) -> Optional[torch.Tensor]:
+        """``(C, S)`` mask of slots overwritten by appends since the last call, then cleared."""
+        mask, self._overwritten = self._overwritten, None
+        return mask
+
+    def reset(self) -> None:
+        """Empty the memory (keys, values, ages, validity, staged state)."""
+        with torch.no_grad():
+            self.keys.zero_()
+            self.values.zero_()
+        self.ages.zero_()
+        self.valid.zero_()
+        self._pending, self._read_mask, self._step_pending = [], None, False
+        self._overwritten = None
+
+
+__all__ = ['EpisodicMemory', 'squared_distances']

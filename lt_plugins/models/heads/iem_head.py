@@ -1,0 +1,268 @@
+"""IEM read-write classification head (Zhu & Yang, CVPR 2020, Sec. 3.3, Eq. 14-16)."""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmpretrain.models.heads import ClsHead
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+from lt_plugins.memory.episodic import EpisodicMemory
+
+WARMUP_VALUES = ('prob', 'logit')
+REGION_REDUCES = ('mean', 'max')
+INFERENCE_PARTS = ('classifier', 'global_memory', 'local_memory')
+
+
+@MODELS.register_module()
+class IEMHead(ClsHead):
+    """Linear classifier plus one global and one local episodic memory per class (IEM).
+
+    Features come from :class:`RSANeck` as ``(gap, regions, attended)``; the classifier reads
+    ``attended``, the global memory is keyed by ``gap`` and the local memory by the region
+    features. A single pooled tensor (e.g. ``GlobalAveragePooling`` neck) is accepted when the
+    local memory is off; it serves as classifier input and global key.
+
+    Training step (``loss``):
+
+    1. apply the previous step's staged memory update (if ``IEMMemoryHook`` did not already);
+    2. ``CE(y, logits)``;
+    3. after ``warmup_iters`` training steps, ``MSE(Read(M_y), 1) + MSE(Read(M_ybar), 0)``
+       (Eq. 14-16) for each enabled memory, ``ybar`` the highest-scoring wrong class; the
+       ``R`` region reads of an image are combined by ``region_reduce`` before the MSE;
+    4. stage writes of ``(key, v)`` with ``v = softmax(logits)[y]`` (``warmup_value='prob'``)
+       or ``logits[y]`` (``'logit'``) into the memories of class ``y`` -- during warm-up and,
+       with ``write_after_warmup``, afterwards.
+
+    Inference (``predict``) reads every class's memories (one batched kNN per memory) and
+    returns ``sum_j w_j s_j / sum_j w_j`` over the classifier's softmax and the per-class
+    memory scores of the enabled memories (``inference_weights``).
+
+    Options the paper leaves open, with the default reading first:
+    ``warmup_value`` ('prob': values are regressed to 1/0, so probabilities), whether the memory
+    loss reaches the backbone (``memory_loss_to_backbone=False``: "the MSE loss ... is used to
+    calculate the gradient to update all memory blocks"), whether writes continue after
+    warm-up (``write_after_warmup=True``: appends, dedupe and age eviction are only meaningful
+    if the memory keeps being written), ``region_reduce`` ('mean') and ``delta`` (1e-3).
+    Ablations of Table 5: ``use_local_memory=False``, ``use_global_memory=False``, and
+    ``RSANeck(attention=False)`` for "w/o RSA".
+
+    Args:
+        num_classes (int): number of classes.
+        in_channels (int): classifier input dimension (``RSANeck.out_channels``).
+        global_channels (int, optional): global key dimension (the backbone's channels);
+            defaults to ``in_channels``.
+        local_channels (int, optional): region feature dimension; defaults to
+            ``global_channels``.
+        use_global_memory (bool): Defaults to True.
+        use_local_memory (bool): Defaults to True.
+        global_capacity (int): slots per class of the global memory. Defaults to 512.
+        local_capacity (int): slots per class of the local memory. Defaults to 512.
+        num_neighbors (int): ``n`` of the reads. Defaults to 50.
+        delta (float): Eq. 2. Defaults to 1e-3.
+        gamma (float): Eq. 4 momentum. Defaults to 0.99.
+        dedupe_tol (float): squared distance for "the key already exists". Defaults to 1e-6.
+        warmup_iters (int): training steps that only write. Defaults to 100.
+        warmup_value (str): 'prob' or 'logit'. Defaults to 'prob'.
+        memory_loss_to_backbone (bool): let the MSE gradient reach the queries (neck and
+            backbone). Defaults to False.
+        write_after_warmup (bool): Defaults to True.
+        region_reduce (str): 'mean' or 'max' over region reads. Defaults to 'mean'.
+        memory_loss_weight (float): weight of each memory's MSE terms. Defaults to 1.
+        inference_weights (dict): weights of 'classifier', 'global_memory', 'local_memory'.
+            Defaults to 0.5 / 0.25 / 0.25 (classifier and memories count equally).
+        max_read_elements (int): chunk size (distances) of inference reads. Defaults to 2**25.
+        loss (dict): classification loss. Defaults to CrossEntropyLoss.
+        init_cfg (dict, optional): Defaults to ``Normal(std=0.01)`` on the classifier.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 global_channels: Optional[int] = None,
+                 local_channels: Optional[int] = None,
+                 use_global_memory: bool = True,
+                 use_local_memory: bool = True,
+                 global_capacity: int = 512,
+                 local_capacity: int = 512,
+                 num_neighbors: int = 50,
+                 delta: float = 1e-3,
+                 gamma: float = 0.99,
+                 dedupe_tol: float = 1e-6,
+                 warmup_iters: int = 100,
+                 warmup_value: str = 'prob',
+                 memory_loss_to_backbone: bool = False,
+                 write_after_warmup: bool = True,
+                 region_reduce: str = 'mean',
+                 memory_loss_weight: float = 1.0,
+                 inference_weights: Optional[Dict[str, float]] = None,
+                 max_read_elements: int = 2**25,
+                 loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
+                 init_cfg: Optional[dict] = dict(type='Normal', layer='Linear', std=0.01),
+                 **kwargs) -> None:
+        super().__init__(loss=loss, init_cfg=init_cfg, **kwargs)
+        if warmup_value not in WARMUP_VALUES:
+            raise ValueError(f'IEMHead: warmup_value={warmup_value!r}; use one of '
+                             f'{WARMUP_VALUES}.')
+        if region_reduce not in REGION_REDUCES:
+            raise ValueError(f'IEMHead: region_reduce={region_reduce!r}; use one of '
+                             f'{REGION_REDUCES}.')
+        weights = dict(classifier=0.5, global_memory=0.25, local_memory=0.25)
+        unknown = set(inference_weights or {}) - set(INFERENCE_PARTS)
+        if unknown:
+            raise ValueError(f'IEMHead: unknown inference_weights keys {sorted(unknown)}; '
+                             f'use {INFERENCE_PARTS}.')
+        weights.update(inference_weights or {})
+        self.num_classes = int(num_classes)
+        self.in_channels = int(in_channels)
+        self.global_channels = int(global_channels or in_channels)
+        self.local_channels = int(local_channels or self.global_channels)
+        self.use_global_memory = use_global_memory
+        self.use_local_memory = use_local_memory
+        self.warmup_iters = int(warmup_iters)
+        self.warmup_value = warmup_value
+        self.memory_loss_to_backbone = memory_loss_to_backbone
+        self.write_after_warmup = write_after_warmup
+        self.region_reduce = region_reduce
+        self.memory_loss_weight = float(memory_loss_weight)
+        self.inference_weights = {
+            'classifier': float(weights['classifier']),
+            'global_memory': float(weights['global_memory']) if use_global_memory else 0.0,
+            'local_memory': float(weights['local_memory']) if use_local_memory else 0.0}
+        if sum(self.inference_weights.values()) <= 0:
+            raise ValueError('IEMHead: inference_weights of the enabled parts sum to 0.')
+
+        self.fc = nn.Linear(self.in_channels, self.num_classes)
+        memory = dict(num_neighbors=num_neighbors, delta=delta, gamma=gamma,
+                      dedupe_tol=dedupe_tol, max_read_elements=max_read_elements)
+        self.global_memory = (EpisodicMemory(self.num_classes, self.global_channels,
+                                             global_capacity, **memory)
+                              if use_global_memory else None)
+        self.local_memory = (EpisodicMemory(self.num_classes, self.local_channels,
+                                            local_capacity, **memory)
+                             if use_local_memory else None)
+        self.register_buffer('num_steps', torch.zeros((), dtype=torch.long))
+
+    # ----------------------------------------------------------------- utils
+    def memories(self) -> List[Tuple[str, EpisodicMemory]]:
+        """``[(name, memory)]`` of the enabled memories."""
+        return [(name, mem) for name, mem in (('global_memory', self.global_memory),
+                                              ('local_memory', self.local_memory))
+                if mem is not None]
+
+    def memory_bytes(self, optimizer_copies: int = 0) -> int:
+        """Bytes of all memories (+ ``optimizer_copies`` of their parameters, Adam: 2)."""
+        return sum(mem.memory_bytes(optimizer_copies) for _, mem in self.memories())
+
+    def flush_memories(self) -> bool:
+        """Apply the staged memory step of every memory (collective under DDP)."""
+        applied = [mem.flush() for _, mem in self.memories()]
+        return any(applied)
+
+    def _unpack(self, feats: Union[torch.Tensor, Sequence[torch.Tensor]]
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
+        if isinstance(feats, torch.Tensor):
+            feats = (feats, )
+        if len(feats) >= 3 and feats[-2].dim() == 3:
+            gap, regions, attended = feats[-3], feats[-2], feats[-1]
+        else:
+            gap, regions, attended = feats[-1], None, feats[-1]
+        if attended.dim() != 2 or attended.size(1) != self.in_channels:
+            raise ValueError(
+                f'IEMHead: in_channels={self.in_channels} but the neck gives features of '
+                f'shape {tuple(attended.shape)}; set `head.in_channels` to the neck\'s '
+                '`out_channels` (RSANeck: its in_channels unless out_channels is set).')
+        if self.global_memory is not None and gap.size(1) != self.global_channels:
+            raise ValueError(
+                f'IEMHead: global_channels={self.global_channels} but the pooled feature has '
+                f'{gap.size(1)} dims; set `head.global_channels` to the backbone channels.')
+        if self.local_memory is not None:
+            if regions is None:
+                raise ValueError(
+                    'IEMHead: use_local_memory=True needs region features; use '
+                    '`neck=dict(type=\'RSANeck\', ...)` or set `head.use_local_memory=False`.')
+            if regions.size(2) != self.local_channels:
+                raise ValueError(
+                    f'IEMHead: local_channels={self.local_channels} but the region features '
+                    f'have {regions.size(2)} dims; set `head.local_channels`.')
+        return gap, regions, attended
+
+    def pre_logits(self, feats) -> torch.Tensor:
+        """The classifier input (the attended global vector)."""
+        return self._unpack(feats)[2]
+
+    def forward(self, feats) -> torch.Tensor:
+        """Classifier logits ``(B, C)``."""
+        return self.fc(self.pre_logits(feats))
+
+    def _reduce_regions(self, reads: torch.Tensor, dim: int) -> torch.Tensor:
+        return reads.mean(dim) if self.region_reduce == 'mean' else reads.amax(dim)
+
+    # ----------------------------------------------------------------- train
+    def loss(self, feats, data_samples: List[DataSample], **kwargs) -> dict:
+        """CE + memory MSE terms (Eq. 16); stages this step's memory writes."""
+        self.flush_memories()
+        gap, regions, attended = self._unpack(feats)
+        logits = self.fc(attended)
+        target = torch.cat([ds.gt_label for ds in data_samples]).to(logits.device)
+        losses = {'loss': self.loss_module(logits, target, avg_factor=logits.size(0),
+                                           **kwargs)}
+        queries = {'global_memory': gap.unsqueeze(1),
+                   'local_memory': regions}
+        warm = bool(self.num_steps < self.warmup_iters)
+        if not warm:
+            masked = logits.detach().scatter(1, target.view(-1, 1), float('-inf'))
+            hard_negative = masked.argmax(1)                      # ybar of Eq. 15
+            classes = torch.cat([target, hard_negative])
+            ones = logits.new_ones(target.numel(), dtype=torch.float32)
+        for name, mem in self.memories():
+            if warm:
+                # Keep the memory parameters in the graph (DDP expects every parameter
+                # to receive a gradient); the term is exactly zero.
+                losses[f'loss_{name}'] = 0.0 * (mem.keys.sum() + mem.values.sum())
+                continue
+            query = queries[name] if self.memory_loss_to_backbone else queries[name].detach()
+            reads = mem.read(torch.cat([query, query]), classes)          # (2B, R)
+            reads = self._reduce_regions(reads, 1)
+            pos, neg = reads[:target.numel()], reads[target.numel():]
+            losses[f'loss_{name}'] = self.memory_loss_weight * (
+                F.mse_loss(pos, ones) + F.mse_loss(neg, torch.zeros_like(ones)))
+        if warm or self.write_after_warmup:
+            with torch.no_grad():
+                scores = logits.float().softmax(1) if self.warmup_value == 'prob' else logits
+                value = scores.gather(1, target.view(-1, 1)).squeeze(1)
+            for name, mem in self.memories():
+                mem.write(queries[name].detach(), value, target)
+        self.num_steps += 1
+        return losses
+
+    # ------------------------------------------------------------- inference
+    @torch.no_grad()
+    def memory_scores(self, feats) -> torch.Tensor:
+        """Combined per-class scores ``(B, C)`` (classifier softmax and memory reads)."""
+        gap, regions, attended = self._unpack(feats)
+        weights = self.inference_weights
+        score = weights['classifier'] * self.fc(attended).float().softmax(1)
+        if self.global_memory is not None and weights['global_memory']:
+            score = score + weights['global_memory'] * self.global_memory.read_all(gap)
+        if self.local_memory is not None and weights['local_memory']:
+            local = self._reduce_regions(self.local_memory.read_all(regions), 1)
+            score = score + weights['local_memory'] * local
+        return score / sum(weights.values())
+
+    def predict(self, feats, data_samples: Optional[List[Optional[DataSample]]] = None
+                ) -> List[DataSample]:
+        """Predictions from :meth:`memory_scores`; no memory state changes."""
+        scores = self.memory_scores(feats)
+        labels = scores.argmax(dim=1, keepdim=True)
+        if data_samples is None:
+            data_samples = [None] * scores.size(0)
+        out = []
+        for data_sample, score, label in zip(data_samples, scores, labels):
+            data_sample = DataSample() if data_sample is None else data_sample
+            out.append(data_sample.set_pred_score(score).set_pred_label(label))
+        return out
+
+
+__all__ = ['IEMHead']
