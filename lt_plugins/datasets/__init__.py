@@ -9,3 +9,12 @@ __all__ = [
     'draw_long_tailed_split', 'get_class_counts', 'get_gt_labels', 'labels_to_counts',
     'long_tailed_counts'
 ]
+
+from .list_lt import INaturalist2018, ImageNetLT, PlacesLT  # noqa: E402
+from .samplers import (ClassAwareSampler, ClassBalancedSampler,  # noqa: E402
+                       InstanceBalancedSampler, ProgressivelyBalancedSampler,
+                       SquareRootSampler)
+
+__all__ += ['INaturalist2018', 'ImageNetLT', 'PlacesLT', 'ClassAwareSampler',
+            'ClassBalancedSampler', 'InstanceBalancedSampler',
+            'ProgressivelyBalancedSampler', 'SquareRootSampler']

@@ -1,0 +1,197 @@
+"""ImageNet-LT, Places-LT and iNaturalist 2018 from the standard ``path label`` list files."""
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+from mmengine.fileio import exists, get_file_backend, list_from_file
+from mmengine.logging import MMLogger
+from mmpretrain.datasets import CustomDataset
+from mmpretrain.datasets.categories import IMAGENET_CATEGORIES
+from mmpretrain.registry import DATASETS
+
+__all__ = ['ImageNetLT', 'PlacesLT', 'INaturalist2018']
+
+
+class _ListLTDataset(CustomDataset):
+    """A long-tailed benchmark read from ``<image path> <label>`` list files.
+
+    Each line of the list names an image, relative to ``data_prefix`` (default: the
+    ``data_root``), and its integer label in ``[0, num_classes)``. The list of a split is
+    ``LIST_FILES[split]`` under ``data_root`` unless ``ann_file`` is given. Labels outside
+    ``[0, num_classes)`` and malformed lines are refused with the file and line number.
+
+    Args:
+        data_root (str): folder holding the list files (and, by default, the images).
+        split (str): one of ``SPLITS``. Defaults to ``'train'``.
+        ann_file (str, optional): list file overriding the standard name (relative paths
+            are joined with ``data_root``). Defaults to None.
+        num_classes (int, optional): number of classes; defaults to the protocol's.
+        data_prefix (str | dict): image folder relative to ``data_root`` (or absolute).
+            Defaults to ``''`` (the ``data_root``).
+        classes (Sequence[str], optional): class names; defaults to the ImageNet synsets
+            for ImageNet-LT and to ``'0', '1', ...`` otherwise.
+        **kwargs: other arguments of MMPretrain's ``CustomDataset`` / ``BaseDataset``
+            (``pipeline``, ``test_mode`` — default ``split != 'train'``, ``indices``, ...).
+    """
+
+    NAME: str = ''
+    LIST_FILES: Dict[str, str] = {}
+    NUM_CLASSES: int = 0
+    #: sizes of the standard lists, to warn about a non-standard copy
+    SPLIT_SIZES: Dict[str, int] = {}
+    DEFAULT_CLASSES: Optional[Sequence[str]] = None
+
+    def __init__(self,
+                 data_root: str = '',
+                 split: str = 'train',
+                 ann_file: Optional[str] = None,
+                 num_classes: Optional[int] = None,
+                 data_prefix: Union[str, dict] = '',
+                 classes: Optional[Sequence[str]] = None,
+                 **kwargs) -> None:
+        if split not in self.LIST_FILES:
+            raise ValueError(f'{type(self).__name__}: `split` must be one of '
+                             f'{sorted(self.LIST_FILES)}, got {split!r}.')
+        self.split = split
+        self.num_classes = int(num_classes or self.NUM_CLASSES)
+        if self.num_classes <= 0:
+            raise ValueError(f'{type(self).__name__}: `num_classes` must be positive.')
+        self._standard_list = ann_file is None
+        if ann_file is None:
+            ann_file = self.LIST_FILES[split]
+        if classes is None and 'classes' not in (kwargs.get('metainfo') or {}):
+            default = self.DEFAULT_CLASSES
+            classes = (tuple(default) if default is not None and
+                       len(default) == self.num_classes else
+                       tuple(str(i) for i in range(self.num_classes)))
+        kwargs.setdefault('test_mode', split != 'train')
+        self._gt_labels: Optional[np.ndarray] = None
+        super().__init__(data_root=data_root, data_prefix=data_prefix, ann_file=ann_file,
+                         with_label=True, classes=classes, **kwargs)
+        if len(self.CLASSES) != self.num_classes:
+            raise ValueError(f'{type(self).__name__}: {len(self.CLASSES)} class names for '
+                             f'num_classes={self.num_classes}.')
+
+    def load_data_list(self) -> List[dict]:
+        """Parse the list file, refusing malformed lines and out-of-range labels."""
+        path = self.ann_file
+        if not exists(path):
+            raise FileNotFoundError(
+                f'{type(self).__name__} (split={self.split!r}): list file {path} not found. '
+                f'Expected the standard {self.NAME} list '
+                f'{osp.basename(self.LIST_FILES[self.split])!r} under data_root '
+                f'({self.data_root!r}); set `data_root` to the folder that holds it or '
+                '`ann_file` to its path.')
+        backend = get_file_backend(self.img_prefix, enable_singleton=True)
+        data_list, labels = [], []
+        for lineno, line in enumerate(list_from_file(path), 1):
+            line = line.strip()
+            if not line:
+                continue
+            parts = line.rsplit(maxsplit=1)
+            try:
+                label = int(parts[1]) if len(parts) == 2 else None
+            except ValueError:
+                label = None
+            if label is None:
+                raise ValueError(f'{path}:{lineno}: expected "<image path> <integer '
+                                 f'label>", got {line!r}.')
+            if not 0 <= label < self.num_classes:
+                raise ValueError(
+                    f'{path}:{lineno}: label {label} is outside [0, num_classes='
+                    f'{self.num_classes}) of {type(self).__name__}; fix the list or set '
+                    '`num_classes`.')
+            data_list.append(dict(img_path=backend.join_path(self.img_prefix, parts[0]),
+                                  gt_label=label))
+            labels.append(label)
+        expected = self.SPLIT_SIZES.get(self.split)
+        if self._standard_list and expected and len(data_list) != expected:
+            MMLogger.get_current_instance().warning(
+                f'{type(self).__name__}: {path} lists {len(data_list)} images; the standard '
+                f'{self.NAME} {self.split} list has {expected}.')
+        self._loaded_labels = np.asarray(labels, dtype=np.int64)
+        return data_list
+
+    def full_init(self) -> None:
+        if self._fully_initialized:
+            return
+        super().full_init()
+        loaded = getattr(self, '_loaded_labels', None)
+        if self._indices is None and loaded is not None and len(loaded) == len(self):
+            self._gt_labels = loaded
+        self._loaded_labels = None
+
+    def get_subset_(self, indices) -> None:
+        self._gt_labels = None
+        super().get_subset_(indices)
+
+    def get_gt_labels(self) -> np.ndarray:
+        """Labels of all samples (int64), cached."""
+        if not self._fully_initialized:
+            self.full_init()
+        if self._gt_labels is None or len(self._gt_labels) != len(self):
+            self._gt_labels = np.asarray(super().get_gt_labels(), dtype=np.int64)
+        return self._gt_labels
+
+    @property
+    def class_counts(self) -> np.ndarray:
+        """Per-class number of images of this split (int64, length ``num_classes``)."""
+        return np.bincount(self.get_gt_labels(), minlength=self.num_classes).astype(np.int64)
+
+
+@DATASETS.register_module()
+class ImageNetLT(_ListLTDataset):
+    """ImageNet-LT (Liu et al., "Large-Scale Long-Tailed Recognition in an Open World",
+    CVPR 2019): a Pareto (alpha = 6) subset of ImageNet-2012.
+
+    Protocol: 1000 classes; train 115,846 images, 1280 to 5 per class
+    (``ImageNet_LT_train.txt``); val 20,000 (20 per class, ``ImageNet_LT_val.txt``) for
+    tuning; test 50,000, the balanced ImageNet validation set (``ImageNet_LT_test.txt``).
+    Paths in the lists are relative to the ImageNet root (``train/n01440764/...``), so
+    ``data_root`` is usually that root with the lists copied into it, or set
+    ``data_prefix``. Report many (> 100), medium (20-100) and few (< 20) shot accuracy
+    with ``ShotAccuracy``. Args: see :class:`_ListLTDataset`.
+    """
+
+    NAME = 'ImageNet-LT'
+    LIST_FILES = dict(train='ImageNet_LT_train.txt', val='ImageNet_LT_val.txt',
+                      test='ImageNet_LT_test.txt')
+    NUM_CLASSES = 1000
+    SPLIT_SIZES = dict(train=115846, val=20000, test=50000)
+    DEFAULT_CLASSES = IMAGENET_CATEGORIES
+
+
+@DATASETS.register_module()
+class PlacesLT(_ListLTDataset):
+    """Places-LT (Liu et al., CVPR 2019): a long-tailed subset of Places-365-Standard.
+
+    Protocol: 365 classes; train 62,500 images, 4980 to 5 per class
+    (``Places_LT_train.txt``); val 7,300 (20 per class, ``Places_LT_val.txt``); test
+    36,500 (100 per class, ``Places_LT_test.txt``) taken from the Places-365 validation set.
+    Paths are relative to the Places-365 root. Args: see :class:`_ListLTDataset`.
+    """
+
+    NAME = 'Places-LT'
+    LIST_FILES = dict(train='Places_LT_train.txt', val='Places_LT_val.txt',
+                      test='Places_LT_test.txt')
+    NUM_CLASSES = 365
+    SPLIT_SIZES = dict(train=62500, val=7300, test=36500)
+
+
+@DATASETS.register_module()
+class INaturalist2018(_ListLTDataset):
+    """iNaturalist 2018 (Van Horn et al., CVPR 2018), naturally long-tailed species.
+
+    Protocol (as used by Decoupling, Kang et al. ICLR 2020, and later long-tail work):
+    8,142 classes; train 437,513 images, 1000 to 2 per class
+    (``iNaturalist18_train.txt``); the official validation set of 24,426 images (3 per
+    class, ``iNaturalist18_val.txt``) is the test set, so ``split='test'`` reads the
+    same list as ``split='val'``. Paths are relative to the iNaturalist root
+    (``train_val2018/...``). Args: see :class:`_ListLTDataset`.
+    """
+
+    NAME = 'iNaturalist 2018'
+    LIST_FILES = dict(train='iNaturalist18_train.txt', val='iNaturalist18_val.txt',
+                      test='iNaturalist18_val.txt')
+    NUM_CLASSES = 8142
+    SPLIT_SIZES = dict(train=437513, val=24426, test=24426)
