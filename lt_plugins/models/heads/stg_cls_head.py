@@ -10,7 +10,7 @@ from mmpretrain.structures import DataSample
 
 from lt_plugins.models.stg import (AUGMENT_TYPES, class_strength, dropout_augment,
                                    gaussian_noise_augment, head_tail_split, stg_augment)
-from .stg_generator_head import stage_tag_of
+from .stg_generator_head import _drop_expected_missing, stage_tag_of
 
 CLASSIFIERS = ('crt', 'lws')
 SCOPES = ('tail', 'all')
@@ -110,6 +110,8 @@ class STGClsHead(LinearClsHead):
         self._explicit_counts = class_counts is not None
         if class_counts is not None:
             self._write_counts(class_counts)
+        self._expected_missing = set()
+        self.register_load_state_dict_post_hook(_drop_expected_missing)
 
     # -- class counts ---------------------------------------------------------------------
     def _write_counts(self, counts) -> None:
@@ -154,12 +156,9 @@ class STGClsHead(LinearClsHead):
                     print_log(f'STGClsHead: stage-{source} checkpoint, classifier=crt: '
                               're-initialising `fc` (classifier re-training).', 'current')
                 expected_missing += [prefix + 'fc.weight', prefix + 'fc.bias']
-        n_missing = len(missing_keys)
+        self._expected_missing = set(expected_missing)  # dropped by the post hook
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
                                       missing_keys, unexpected_keys, error_msgs)
-        missing_keys[n_missing:] = [k for k in missing_keys[n_missing:]
-                                    if k not in expected_missing]
-        self._crt_fc_dropped = source < self.STAGE and self.classifier == 'crt'
 
     # -- forward --------------------------------------------------------------------------
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:

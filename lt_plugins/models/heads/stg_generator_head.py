@@ -17,6 +17,16 @@ def stage_tag_of(state_dict: dict, prefix: str) -> int:
     return 1 if tag is None else int(tag)
 
 
+def _drop_expected_missing(module, incompatible_keys) -> None:
+    """Load post-hook: keys a stage legitimately does not find in its predecessor's
+    checkpoint (stage tag, re-initialised cRT classifier) are not reported as missing."""
+    expected = getattr(module, '_expected_missing', ())
+    if expected:
+        incompatible_keys.missing_keys[:] = [k for k in incompatible_keys.missing_keys
+                                             if k not in expected]
+        module._expected_missing = set()
+
+
 @MODELS.register_module()
 class STGGeneratorHead(LinearClsHead):
     """Stage-2 head of STG: the frozen stage-1 classifier plus the generator being trained.
@@ -105,6 +115,8 @@ class STGGeneratorHead(LinearClsHead):
         self._explicit_counts = class_counts is not None
         if class_counts is not None:
             self._write_counts(class_counts)
+        self._expected_missing = set()
+        self.register_load_state_dict_post_hook(_drop_expected_missing)
 
     # -- class counts ---------------------------------------------------------------------
     def _write_counts(self, counts) -> None:
@@ -130,13 +142,11 @@ class STGGeneratorHead(LinearClsHead):
                               unexpected_keys, error_msgs):
         source = stage_tag_of(state_dict, prefix)
         state_dict.pop(prefix + 'stg_stage', None)
-        n_missing = len(missing_keys)
+        # a stage-1 checkpoint has neither the stage tag nor the counts (ClassCountsHook)
+        self._expected_missing = ({prefix + 'stg_stage', prefix + 'class_counts'}
+                                  if source < self.STAGE else set())
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
                                       missing_keys, unexpected_keys, error_msgs)
-        if source < self.STAGE:  # stage-1 checkpoint: only fc is expected
-            missing_keys[n_missing:] = [k for k in missing_keys[n_missing:]
-                                        if k not in (prefix + 'stg_stage',
-                                                     prefix + 'class_counts')]
 
     # -- training -------------------------------------------------------------------------
     def generator_loss(self, feats: torch.Tensor, labels: torch.Tensor,
