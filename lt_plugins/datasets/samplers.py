@@ -2,7 +2,7 @@
 progressively-balanced), drop-in replacements for mmengine's ``DefaultSampler``.
 
 Kang et al., "Decoupling Representation and Classifier for Long-Tailed Recognition",
-ICLR 2020, Sec. 3.1: a sampler draws class ``j`` with probability
+ICLR 2020, Sec. 3 "Sampling strategies": a sampler draws class ``j`` with probability
 
     p_j = n_j^q / sum_i n_i^q                                                    (Eq. 1)
 

@@ -1,7 +1,6 @@
 """Class-aware samplers: class frequencies, DDP shards, determinism, progressive schedule."""
 import numpy as np
 import pytest
-import torch
 from mmengine.dataset import DefaultSampler
 from mmengine.logging import MessageHub
 

@@ -18,12 +18,13 @@ SPLITS = ('many', 'medium', 'few')
 class ShotAccuracy(BaseMetric):
     """Overall top-k accuracy plus many-, medium- and few-shot top-1 accuracy.
 
-    The protocol of OLTR (Liu et al., CVPR 2019, ``shot_acc``) and Decoupling (Kang et al.,
-    ICLR 2020, Sec. 5): classes are split by their number of *training* images ``N_c``
-    into many-shot (``N_c > many_thr``), medium-shot (``few_thr <= N_c <= many_thr``) and
-    few-shot (``N_c < few_thr``). A split's accuracy is the mean over its classes of the
-    per-class top-1 accuracy (on the usual balanced test sets this equals the accuracy
-    over the test samples whose label is in the split). ``top1`` / ``top5`` are sample
+    The evaluation protocol of OLTR (Liu et al., CVPR 2019, ``shot_acc`` in its code) and
+    Decoupling (Kang et al., ICLR 2020): classes are split by their number of *training*
+    images ``N_c`` into many-shot (``N_c > many_thr``), medium-shot
+    (``few_thr <= N_c <= many_thr``) and few-shot (``N_c < few_thr``). A split's accuracy
+    is the mean over its classes of the per-class top-1 accuracy (on the usual balanced
+    test sets this equals the accuracy over the test samples whose label is in the
+    split). ``top1`` / ``top5`` are sample
     accuracies over the whole evaluation set, as MMPretrain's ``Accuracy``. All values
     are percentages.
 
