@@ -171,7 +171,7 @@ class EpisodicMemory(nn.Module):
                 f'EpisodicMemory.{where}: queries of shape {tuple(queries.shape)} do not match '
                 f'the memory dim={self.dim}; expected (G, {self.dim}) or (G, R, {self.dim}). '
                 'Check that the neck output dimension equals the head `in_channels`.')
-        return queries.float(), squeeze
+        return queries.to(self.keys.dtype), squeeze
 
     def read(self, queries: torch.Tensor, classes: torch.Tensor,
              update_age: bool = True) -> torch.Tensor:
@@ -217,10 +217,10 @@ class EpisodicMemory(nn.Module):
         lead = queries.shape[:2]
         flat = queries.reshape(-1, self.dim)
         num_slots = self.num_classes * self.capacity
-        keys = self.keys.detach().float().reshape(num_slots, self.dim)
+        keys = self.keys.detach().reshape(num_slots, self.dim)
         kk = keys.pow(2).sum(-1)
         invalid = ~self.valid.unsqueeze(0)
-        values = self.values.detach().float().unsqueeze(0)
+        values = self.values.detach().unsqueeze(0)
         chunk = max(1, self.max_read_elements // num_slots)
         outs = []
         with torch.autocast(device_type=flat.device.type, enabled=False):
@@ -258,7 +258,7 @@ class EpisodicMemory(nn.Module):
         """
         keys, _ = self._check_queries(keys.detach(), 'write')
         g, r = keys.shape[:2]
-        values = values.detach().float()
+        values = values.detach().to(self.values.dtype)
         values = (values.view(g, 1).expand(g, r) if values.numel() == g and r != 1
                   else values.reshape(g, r))
         classes = classes.detach().long().view(-1)
