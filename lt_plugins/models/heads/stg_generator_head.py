@@ -193,6 +193,10 @@ class STGGeneratorHead(LinearClsHead):
     def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> dict:
         """Stage-2 loss: the generator regression only (``fc`` is frozen)."""
+        if 'gt_score' in data_samples[0]:
+            raise ValueError('STGGeneratorHead: stage 2 needs un-mixed features and hard '
+                             'labels; remove the batch augments (Mixup/CutMix) inherited from '
+                             'stage 1 (`model.train_cfg=None`).')
         labels = torch.cat([ds.gt_label for ds in data_samples]).to(feats[-1].device)
         if self.smoother.momentum == 0:
             idx = torch.zeros_like(labels)
