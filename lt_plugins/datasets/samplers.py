@@ -266,7 +266,9 @@ class ProgressivelyBalancedSampler(ClassAwareSampler):
         dataset, shuffle, seed, round_up, num_samples: as in :class:`ClassAwareSampler`.
         max_epochs (int, optional): ``T``. ``None`` reads ``max_epochs`` of the running
             train loop from mmengine's ``MessageHub`` when an epoch starts (set by
-            ``RuntimeInfoHook`` before training). Defaults to None.
+            ``RuntimeInfoHook`` before training). Set it explicitly (in passes over the
+            data) for iteration-based loops, whose ``max_epochs`` is not the number of
+            passes. Defaults to None.
     """
 
     def __init__(self, dataset: Sized, shuffle: bool = True, seed: Optional[int] = None,
