@@ -59,10 +59,22 @@ class LabelAwareClassifier(ImageClassifier):
     def _neck_wants(self, flag: str) -> bool:
         return self.with_neck and bool(getattr(self.neck, flag, False))
 
+    def _grad(self, part: str):
+        """No autograd graph through parts a decoupled subclass lists in ``frozen``."""
+        frozen = part in getattr(self, 'frozen', ())
+        return torch.set_grad_enabled(torch.is_grad_enabled() and not frozen)
+
     def _backbone_feats(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        if self._neck_wants('requires_tail'):
-            return (self.backbone.forward_trunk(inputs), )
-        return self.backbone(inputs)
+        with self._grad('backbone'):
+            if self._neck_wants('requires_tail'):
+                return (self.backbone.forward_trunk(inputs), )
+            return self.backbone(inputs)
+
+    def _run_neck(self, x, **kwargs):
+        # the tail belongs to the backbone: a frozen backbone with a trainable neck still
+        # back-propagates through the tail (its parameters just get no gradient)
+        with self._grad('neck'):
+            return self.neck(x, **kwargs, **self._neck_kwargs())
 
     def _neck_kwargs(self) -> dict:
         if self._neck_wants('requires_tail'):
@@ -80,7 +92,7 @@ class LabelAwareClassifier(ImageClassifier):
         if stage == 'backbone':
             return x
         if self.with_neck:
-            x = self.neck(x, **self._neck_kwargs())
+            x = self._run_neck(x)
         if stage == 'neck':
             return x
         assert self.with_head and hasattr(self.head, 'pre_logits'), \
@@ -93,10 +105,10 @@ class LabelAwareClassifier(ImageClassifier):
         extras: dict = {}
         if self.with_neck:
             if self._neck_wants('requires_labels'):
-                x, extras = self.neck(x, data_samples=data_samples, **self._neck_kwargs())
+                x, extras = self._run_neck(x, data_samples=data_samples)
                 extras = dict(extras)
             else:
-                x = self.neck(x, **self._neck_kwargs())
+                x = self._run_neck(x)
         log_vars = extras.pop('log_vars', {})
         losses = self.head.loss(x, data_samples, **extras)
         for key, value in log_vars.items():

@@ -1,0 +1,25 @@
+# cRT after AFA + LBLS ("LTVR + Crt", Table IV), ResNeXt-50, ImageNet-LT: backbone and
+# AFANeck frozen, a fresh linear classifier re-trained for 10 epochs with class-balanced
+# sampling (lr 0.2 for batch 512, cosine, as the strong baseline's cRT).
+_base_ = ['./afa_resnext50_4xb128_imagenet-lt.py']
+
+model = dict(
+    type='DecoupledLabelAwareClassifier',
+    reinit_head=True,
+    head=dict(_delete_=True, type='LinearClsHead', num_classes=1000, in_channels=2048,
+              loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, 5)))
+# The classifier stage's schedule (as configs/_base_/schedules/stage2_10e.py, which cannot be
+# a second base next to the stage-1 config: mmengine refuses duplicate keys among bases):
+# 10 epochs, SGD momentum 0.9, cosine to 0; only the classifier has trainable parameters.
+optim_wrapper = dict(
+    _delete_=True,
+    optimizer=dict(type='SGD', lr=0.2, momentum=0.9, weight_decay=5e-4))
+param_scheduler = [
+    dict(type='CosineAnnealingLR', T_max=10, eta_min=0.0, by_epoch=True, begin=0, end=10,
+         convert_to_iter_based=True),
+]
+train_cfg = dict(by_epoch=True, max_epochs=10, val_interval=5)
+auto_scale_lr = dict(base_batch_size=512)
+train_dataloader = dict(sampler=dict(type='ClassBalancedSampler', shuffle=True))
+custom_hooks = [dict(type='ClassCountsHook')]
+load_from = 'work_dirs/afa_resnext50_4xb128_imagenet-lt/epoch_90.pth'
