@@ -1,0 +1,13 @@
+# STG stage 1 (Sec. 3.2) on ImageNet-LT: ResNet-50 from scratch, 90 epochs, SGD lr 0.2 for batch 512, cosine (Kang et al. 2019);
+# instance-balanced sampling and mixup (alpha 0.2). Next: stg-stage2_resnet50_4xb128_imagenet-lt.py.
+_base_ = ['./_base_/imagenet_lt.py', '../_base_/schedules/imagenet_lt_90e.py',
+          '../_base_/default_runtime.py']
+
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='TIMMBackbone', model_name='resnet50', pretrained=False),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='LinearClsHead', num_classes=1000, in_channels=2048,
+              loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, 5)),
+    train_cfg=dict(augments=dict(type='Mixup', alpha=0.2)))
+train_dataloader = dict(batch_size=128)
