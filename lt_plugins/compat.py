@@ -1,0 +1,194 @@
+"""Fixes for known traps of the supported stack, applied on ``import lt_plugins``.
+
+Each fix is scoped to the one place that breaks, so a user who keeps MMPretrain's own
+``tools/train.py`` / ``dist_train.sh`` and only adds ``custom_imports`` gets them too
+(``Config.fromfile`` imports custom modules before the Runner is built):
+
+1. **Checkpoint loading (torch >= 2.6).** ``torch.load`` defaults to ``weights_only=True``,
+   which refuses mmengine checkpoints (they pickle the message hub, numpy arrays and config
+   objects), so ``--resume`` and ``tools/test.py CKPT`` fail. We re-register mmengine's
+   local-file checkpoint scheme with a loader passing ``weights_only=False`` -- the fix
+   upstream mmengine adopted -- and change nothing else in ``torch.load``.
+   **Checkpoints are therefore trusted files**: loading one runs pickle code. Only load
+   checkpoints you (or someone you trust) wrote.
+2. **DDP on CPU-only machines.** mmengine 0.10 calls ``torch.cuda.set_device`` in its
+   PyTorch launcher and passes ``device_ids`` to DDP. Without CUDA we initialise the process
+   group with gloo (when the config asks for nccl, the default) and drop ``device_ids``
+   for CPU modules. With CUDA nothing changes.
+3. **``num_workers=0``.** MMPretrain's ``tools/train.py`` sets ``persistent_workers=True``
+   on every dataloader, which PyTorch rejects without workers; Runner's dataloader
+   builder now drops ``persistent_workers`` when ``num_workers == 0``.
+4. **numpy >= 2.4 removed ``np.in1d``**, still called by MMPretrain 1.2's retrieval
+   metrics; that module alone sees ``np.isin`` under the old name.
+5. **Class counts everywhere**: every Runner gets a ``ClassCountsHook`` (unless the config
+   already lists one), so heads, memory banks and ``ShotAccuracy`` receive the training
+   class counts and checkpoints carry them, with nothing but ``custom_imports`` added.
+6. **Version checks**: the installed mmcv (full or lite) must satisfy MMPretrain 1.2's
+   ``2.0 <= mmcv < 2.4``; ``pkg_resources`` must exist (setuptools < 82) for
+   ``_base_ = 'mmpretrain::...'``. Failures raise with the command that fixes them.
+"""
+import functools
+import importlib.util
+import os.path as osp
+import types
+import warnings
+from typing import Any, Optional
+
+import torch
+
+# mmcv-lite has no compiled ops; MMPretrain's import of mmcv's transformer bricks warns
+# about one it never uses here.
+warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention``')
+
+_APPLIED = False
+
+
+# -- 6. version checks ---------------------------------------------------------
+def _version_tuple(version: str) -> tuple:
+    parts = []
+    for piece in version.split('+')[0].split('.')[:3]:
+        digits = ''.join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def check_versions() -> None:
+    """Refuse an mmcv outside MMPretrain 1.2's range and a setuptools without pkg_resources."""
+    import mmcv
+    version = _version_tuple(mmcv.__version__)
+    if not (2, 0, 0) <= version < (2, 4, 0):
+        raise ImportError(
+            f'lt_plugins needs mmcv (or mmcv-lite) >= 2.0, < 2.4 for MMPretrain 1.2, '
+            f'found mmcv {mmcv.__version__}. Fix: pip install "mmcv-lite>=2.0,<2.4".')
+    if importlib.util.find_spec('pkg_resources') is None:
+        raise ImportError(
+            'mmengine 0.10 needs pkg_resources to resolve `_base_ = "mmpretrain::..."`, '
+            'which setuptools >= 82 no longer ships. Fix: pip install "setuptools<81".')
+
+
+# -- 1. trusted checkpoint loading ---------------------------------------------
+def load_trusted_local_checkpoint(filename: str, map_location: Optional[Any] = None):
+    """mmengine's local-file checkpoint loader with ``weights_only=False``.
+
+    mmengine checkpoints hold more than tensors (message hub, numpy arrays, configs), which
+    torch >= 2.6's default ``weights_only=True`` refuses. Checkpoints are trusted files.
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+def _patch_checkpoint_loader() -> None:
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_trusted_local_checkpoint, force=True)
+
+
+# -- 2. DDP without CUDA ---------------------------------------------------------
+def _patch_cpu_distributed() -> None:
+    import mmengine.dist.utils as dist_utils
+    from mmengine.model.wrappers import MMDistributedDataParallel
+
+    original_init_pytorch = dist_utils._init_dist_pytorch
+    if getattr(original_init_pytorch, '_lt_plugins_patched', False):
+        return
+
+    @functools.wraps(original_init_pytorch)
+    def init_dist_pytorch(backend: str, init_backend: str = 'torch', **kwargs) -> None:
+        accelerator = (dist_utils.is_mlu_available() or dist_utils.is_npu_available()
+                       or dist_utils.is_musa_available() or torch.cuda.is_available())
+        if accelerator or init_backend != 'torch':
+            return original_init_pytorch(backend, init_backend=init_backend, **kwargs)
+        # CPU only: no torch.cuda.set_device, and nccl (mmengine's default) cannot work.
+        if backend == 'nccl':
+            backend = 'gloo'
+        torch.distributed.init_process_group(backend=backend, **kwargs)
+
+    init_dist_pytorch._lt_plugins_patched = True
+    dist_utils._init_dist_pytorch = init_dist_pytorch
+
+    original_ddp_init = MMDistributedDataParallel.__init__
+
+    @functools.wraps(original_ddp_init)
+    def ddp_init(self, module, detect_anomalous_params: bool = False, **kwargs):
+        first_param = next(module.parameters(), None)
+        if first_param is not None and first_param.device.type == 'cpu':
+            kwargs.pop('device_ids', None)  # DDP wants device_ids=None for CPU modules
+        original_ddp_init(self, module=module,
+                          detect_anomalous_params=detect_anomalous_params, **kwargs)
+
+    MMDistributedDataParallel.__init__ = ddp_init
+
+
+# -- 3. persistent_workers with num_workers=0 -----------------------------------
+def _patch_dataloader_builder() -> None:
+    from mmengine.runner import Runner
+
+    original = Runner.build_dataloader
+    if getattr(original, '_lt_plugins_patched', False):
+        return
+
+    @functools.wraps(original)
+    def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
+        if isinstance(dataloader, dict) and dataloader.get('num_workers', 0) == 0 \
+                and dataloader.get('persistent_workers', False):
+            dataloader = type(dataloader)(dataloader)  # keep the caller's config intact
+            dataloader['persistent_workers'] = False
+        return original(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
+
+    build_dataloader._lt_plugins_patched = True
+    Runner.build_dataloader = staticmethod(build_dataloader)
+
+
+# -- 4. np.in1d for MMPretrain's retrieval metrics ---------------------------------
+def _patch_retrieval_in1d() -> None:
+    import numpy as np
+    if hasattr(np, 'in1d'):
+        return
+    from mmpretrain.evaluation.metrics import retrieval
+
+    numpy_with_in1d = types.ModuleType('numpy_with_in1d')
+    numpy_with_in1d.__dict__.update(np.__dict__)
+    numpy_with_in1d.in1d = lambda ar1, ar2, **kw: np.isin(np.ravel(ar1), ar2, **kw)
+    retrieval.np = numpy_with_in1d
+
+
+# -- 5. ClassCountsHook by default ---------------------------------------------------
+def _patch_default_class_counts_hook() -> None:
+    from mmengine.runner import Runner
+
+    original = Runner.register_hooks
+    if getattr(original, '_lt_plugins_patched', False):
+        return
+
+    @functools.wraps(original)
+    def register_hooks(self, default_hooks=None, custom_hooks=None):
+        from lt_plugins.engine.hooks import ClassCountsHook
+        custom_hooks = list(custom_hooks or [])
+
+        def is_counts_hook(hook) -> bool:
+            kind = hook.get('type') if isinstance(hook, dict) else type(hook)
+            name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+            return name.split('.')[-1] == 'ClassCountsHook'
+
+        if not any(is_counts_hook(h) for h in custom_hooks):
+            custom_hooks.append(dict(type=ClassCountsHook))
+        return original(self, default_hooks, custom_hooks)
+
+    register_hooks._lt_plugins_patched = True
+    Runner.register_hooks = register_hooks
+
+
+def apply_all() -> None:
+    """Apply every fix once; safe to call repeatedly."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    check_versions()
+    _patch_checkpoint_loader()
+    _patch_cpu_distributed()
+    _patch_dataloader_builder()
+    _patch_retrieval_in1d()
+    _patch_default_class_counts_hook()
+    _APPLIED = True
