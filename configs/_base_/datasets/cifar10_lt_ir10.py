@@ -1,0 +1,6 @@
+# CIFAR-10-LT, imbalance ratio 10 (LDAM protocol).
+_base_ = './cifar10_lt_ir100.py'
+imb_factor = 10
+train_dataloader = dict(dataset=dict(imb_factor=imb_factor))
+val_dataloader = dict(dataset=dict(imb_factor=imb_factor))
+test_dataloader = dict(dataset=dict(imb_factor=imb_factor))

@@ -1,0 +1,16 @@
+# Runtime shared by every lt_plugins config: MMPretrain's defaults plus the plugin import.
+_base_ = 'mmpretrain::_base_/default_runtime.py'
+
+custom_imports = dict(imports=['lt_plugins'], allow_failed_imports=False)
+
+# Hands the training class counts to heads, memory banks and ShotAccuracy and stores them
+# in checkpoints (importing lt_plugins adds it to any Runner that lacks it; listed here to
+# make it visible).
+custom_hooks = [dict(type='ClassCountsHook')]
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=20),
+    checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=2,
+                    save_last=True))
+
+randomness = dict(seed=0, deterministic=False)

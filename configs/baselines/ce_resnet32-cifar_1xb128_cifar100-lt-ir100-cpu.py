@@ -1,0 +1,10 @@
+# Cross-entropy baseline (instance-balanced sampling), ResNet-32, CIFAR100-LT IR100,
+# the 30-epoch CPU schedule.
+_base_ = [
+    '../_base_/models/resnet32_cifar.py',
+    '../_base_/datasets/cifar100_lt_ir100.py',
+    '../_base_/schedules/cifar_lt_cpu.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(head=dict(num_classes=100))

@@ -1,0 +1,65 @@
+"""Evaluate a checkpoint: MMPretrain's ``tools/test.py`` arguments, plus a shot table.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.json]
+        [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+
+Prints the many / medium / few-shot table of ``ShotAccuracy`` and, with ``--out``, writes
+the metrics as JSON. Checkpoints are loaded with ``weights_only=False``: they are trusted
+files (see ``lt_plugins.compat``).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
+from mmengine.runner import Runner
+
+import lt_plugins  # noqa: F401  (registration and compatibility fixes)
+from lt_plugins.evaluation.shot_table import format_shot_table
+from lt_plugins.engine.runner_utils import set_dataloader_defaults
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a classifier (lt_plugins)')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save the evaluation log')
+    parser.add_argument('--out', help='write the metrics to this JSON file')
+    parser.add_argument('--no-pin-memory', action='store_true',
+                        help='disable pin_memory in dataloaders')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    set_dataloader_defaults(cfg, args.no_pin_memory, no_persistent_workers=True)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    if is_main_process():
+        print(format_shot_table(metrics, title=osp.basename(args.config)))
+        if args.out:
+            with open(args.out, 'w') as f:
+                json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
