@@ -2,19 +2,16 @@ from .cifar_lt import CIFAR10LT, CIFAR100LT
 from .class_counts import get_class_counts, get_gt_labels, labels_to_counts
 from .digits_lt import DigitsLT
 from .fashion_mnist_lt import FashionMNISTLT
+from .list_lt import INaturalist2018, ImageNetLT, PlacesLT
 from .long_tailed import LongTailedDataset, draw_long_tailed_split, long_tailed_counts
+from .reid import ReIDDataset
+from .samplers import (ClassAwareSampler, ClassBalancedSampler, InstanceBalancedSampler,
+                       ProgressivelyBalancedSampler, SquareRootSampler)
 
 __all__ = [
-    'CIFAR10LT', 'CIFAR100LT', 'DigitsLT', 'FashionMNISTLT', 'LongTailedDataset',
-    'draw_long_tailed_split', 'get_class_counts', 'get_gt_labels', 'labels_to_counts',
-    'long_tailed_counts'
+    'CIFAR10LT', 'CIFAR100LT', 'ClassAwareSampler', 'ClassBalancedSampler', 'DigitsLT',
+    'FashionMNISTLT', 'INaturalist2018', 'ImageNetLT', 'InstanceBalancedSampler',
+    'LongTailedDataset', 'PlacesLT', 'ProgressivelyBalancedSampler', 'ReIDDataset',
+    'SquareRootSampler', 'draw_long_tailed_split', 'get_class_counts', 'get_gt_labels',
+    'labels_to_counts', 'long_tailed_counts'
 ]
-
-from .list_lt import INaturalist2018, ImageNetLT, PlacesLT  # noqa: E402
-from .samplers import (ClassAwareSampler, ClassBalancedSampler,  # noqa: E402
-                       InstanceBalancedSampler, ProgressivelyBalancedSampler,
-                       SquareRootSampler)
-
-__all__ += ['INaturalist2018', 'ImageNetLT', 'PlacesLT', 'ClassAwareSampler',
-            'ClassBalancedSampler', 'InstanceBalancedSampler',
-            'ProgressivelyBalancedSampler', 'SquareRootSampler']

@@ -1,3 +1,4 @@
+from .episodic import EpisodicMemory
+from .rebalanced_fifo import RebalancedFIFOMemory
 
-from .rebalanced_fifo import RebalancedFIFOMemory  # noqa: F401
-from .episodic import EpisodicMemory  # noqa: F401
+__all__ = ['EpisodicMemory', 'RebalancedFIFOMemory']

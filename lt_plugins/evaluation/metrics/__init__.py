@@ -1,2 +1,4 @@
+from .reid_metric import ReIDMetric
+from .shot_accuracy import ShotAccuracy
 
-from .shot_accuracy import ShotAccuracy  # noqa: F401
+__all__ = ['ReIDMetric', 'ShotAccuracy']

@@ -1,3 +1,4 @@
+from .circle_memory_loss import CircleMemoryLoss
+from .cosface_loss import CosFaceLoss
 
-from .cosface_loss import CosFaceLoss  # noqa: F401
-from .circle_memory_loss import CircleMemoryLoss  # noqa: F401
+__all__ = ['CircleMemoryLoss', 'CosFaceLoss']

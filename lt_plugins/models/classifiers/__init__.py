@@ -1,0 +1,5 @@
+from .decoupled import DecoupledClassifier
+from .decoupled_label_aware import DecoupledLabelAwareClassifier
+from .label_aware import LabelAwareClassifier
+
+__all__ = ['DecoupledClassifier', 'DecoupledLabelAwareClassifier', 'LabelAwareClassifier']
