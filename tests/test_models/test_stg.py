@@ -333,3 +333,17 @@ def test_checkpoint_chain_crt_lws_and_resume():
     again = STGClsHead(6, 4, class_counts=COUNTS)
     load(again, sd3)
     torch.testing.assert_close(again.fc.weight, crt.fc.weight)
+
+
+def test_diagonal_gaussian_kl_matches_torch_distributions():
+    from torch.distributions import Normal, kl_divergence
+    g = torch.Generator().manual_seed(0)
+    mu, sigma = torch.randn(4, 6, generator=g), torch.rand(4, 6, generator=g) + 0.2
+    from lt_plugins.models.stg import diagonal_gaussian_kl
+    kl = diagonal_gaussian_kl(mu, sigma)
+    ref = torch.stack([torch.stack([
+        kl_divergence(Normal(mu[i].double(), sigma[i].double().sqrt()),
+                      Normal(mu[j].double(), sigma[j].double().sqrt())).sum()
+        for j in range(4)]) for i in range(4)])
+    torch.testing.assert_close(kl, ref)
+    assert kl.diagonal().abs().max() < 1e-12 and not torch.allclose(kl, kl.t())

@@ -127,3 +127,28 @@ def test_cached_features_equal_live_backbone(chain):
     torch.testing.assert_close(cached['fc.weight'], live['fc.weight'], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(cached['fc.bias'], live['fc.bias'], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(cached['generator.tokens'], s2['head.generator.tokens'])
+
+
+def test_table5_kl_tool(chain, tmp_path):
+    """tools/analysis/stg_kl_divergence.py on the stage-2 checkpoint of DigitsLT."""
+    import importlib.util
+    import json
+    cfg_path = tmp_path / 'stg_digits_stage2.py'
+    loader = _loader()
+    cfg_path.write_text(
+        f'model = {_stage2_model()!r}\n'
+        f'train_dataloader = {loader!r}\n'
+        f'test_dataloader = {loader!r}\n')
+    spec = importlib.util.spec_from_file_location(
+        'stg_kl', osp.join(osp.dirname(__file__), '..', '..', 'tools', 'analysis',
+                           'stg_kl_divergence.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / 'kl.json'
+    res = tool.main([str(cfg_path), chain['ckpt2'], '--num-samples', '4', '--out', str(out)])
+    assert res['tail_class'] == 9 and res['train_count'] == 6  # rarest DigitsLT class
+    kl = torch.tensor(res['kl'])
+    assert kl.shape == (4, 4) and kl.diagonal().abs().max() < 1e-6
+    assert (kl + torch.eye(4) > 0).all()  # distinct samples -> positive divergence
+    assert all(0 <= c < 5 for c in res['head_class'])  # borrowed tokens are head classes
+    assert json.loads(out.read_text())['kl'] == res['kl']

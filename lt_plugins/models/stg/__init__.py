@@ -5,11 +5,11 @@ from .augment import (AUGMENT_TYPES, class_strength, dropout_augment, gaussian_n
 from .classifier import FeatureBypassPreprocessor, FeatureCacheClassifier
 from .generator import SemanticTransformationGenerator
 from .split import head_tail_split
-from .statistics import (REGRESSION_LOSSES, SampleStatSmoother, regression_loss,
-                         transformation_statistics)
+from .statistics import (REGRESSION_LOSSES, SampleStatSmoother, diagonal_gaussian_kl,
+                         regression_loss, transformation_statistics)
 
 __all__ = [
     'AUGMENT_TYPES', 'REGRESSION_LOSSES', 'FeatureBypassPreprocessor', 'FeatureCacheClassifier', 'SampleStatSmoother', 'SemanticTransformationGenerator',
-    'class_strength', 'dropout_augment', 'gaussian_noise_augment', 'head_tail_split',
+    'class_strength', 'diagonal_gaussian_kl', 'dropout_augment', 'gaussian_noise_augment', 'head_tail_split',
     'regression_loss', 'stg_augment', 'transformation_statistics'
 ]

@@ -194,3 +194,23 @@ class SampleStatSmoother(nn.Module):
         out_mu[valid] = self.mu[loc].to(mu.dtype)
         out_sigma[valid] = self.sigma[loc].to(sigma.dtype)
         return out_mu, out_sigma
+
+
+def diagonal_gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor,
+                         min_sigma: float = 1e-8) -> torch.Tensor:
+    """Pairwise ``KL(N(mu_i, Sigma_i) || N(mu_j, Sigma_j))`` of diagonal Gaussians (Table 5).
+
+    ``KL_ij = 0.5 sum_d [log(S_jd / S_id) + (S_id + (mu_id - mu_jd)^2) / S_jd - 1]``,
+    asymmetric, zero on the diagonal.
+
+    Args:
+        mu (Tensor): ``(n, d)`` means.
+        sigma (Tensor): ``(n, d)`` diagonal variances (floored at ``min_sigma``).
+
+    Returns:
+        Tensor: ``(n, n)`` float64 matrix, row ``i`` = first argument.
+    """
+    mu, s = mu.double(), sigma.double().clamp_min(min_sigma)
+    log_ratio = s.log()[None, :, :] - s.log()[:, None, :]  # log S_j - log S_i
+    quad = (s[:, None, :] + (mu[:, None, :] - mu[None, :, :]).square()) / s[None, :, :]
+    return 0.5 * (log_ratio + quad - 1.0).sum(dim=-1)
