@@ -1,0 +1,39 @@
+# MBJ-F on Places-LT, ImageNet-pretrained ResNet-152 (timm `resnet152`, pretrained=True: offline, add pretrained_cfg_overlay=dict(file=...) to the backbone), single run: 30 epochs of CE
+# (cosine decay to lr 0.001), then MBJMemorySwitchHook turns the feature memory on
+# for 10 epochs at that lr (Algorithm 1: convergence, then memory at a small LR).
+# Memory 5 * C = 1825 slots, beta 1.5, eta 15. Another timm backbone: change `model_name`
+# and the head's `in_channels` (timm `num_features`).
+_base_ = [
+    './_base_/places_lt.py',
+    '../_base_/default_runtime.py',
+]
+model_name = 'resnet152'
+memory_start_epoch = 30
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='TIMMBackbone', model_name=model_name, pretrained=True),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='MBJClsHead',
+        num_classes=365,
+        in_channels=2048,
+        memory=dict(type='RebalancedFIFOMemory', beta=1.5, size=5 * 365),
+        eta=15.0,
+        memory_enabled=False,
+        topk=(1, 5),
+    ))
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0005))
+param_scheduler = [
+    dict(type='CosineAnnealingLR', T_max=memory_start_epoch, eta_min=0.001, by_epoch=True,
+         begin=0, end=memory_start_epoch, convert_to_iter_based=True),
+]
+train_cfg = dict(by_epoch=True, max_epochs=memory_start_epoch + 10, val_interval=5)
+val_cfg = dict()
+test_cfg = dict()
+auto_scale_lr = dict(base_batch_size=512)
+train_dataloader = dict(batch_size=128)  # x 4 GPUs
+custom_hooks = [
+    dict(type='ClassCountsHook'),
+    dict(type='MBJMemorySwitchHook', start_epoch=memory_start_epoch),
+    dict(type='MBJMemoryStatsHook', interval=200),
+]
