@@ -104,3 +104,5 @@ class ClassCountsHook(Hook):
             for metric in loop.evaluator.metrics:
                 if hasattr(metric, 'set_class_counts'):
                     metric.set_class_counts(self.class_counts)
+                if hasattr(metric, 'set_work_dir'):
+                    metric.set_work_dir(runner.work_dir)
