@@ -1,0 +1,90 @@
+"""HybridSGDAdam equals torch SGD / Adam per group; IEMMemoryHook resets overwritten slots."""
+from types import SimpleNamespace
+
+import torch
+import torch.nn as nn
+from mmengine.optim import OptimWrapper
+
+from lt_plugins.engine.hooks.iem_memory_hook import IEMMemoryHook, reset_optimizer_slots
+from lt_plugins.engine.hooks.iem_optimizer import HybridSGDAdam
+from lt_plugins.memory.episodic import EpisodicMemory
+
+
+def _params(seed):
+    gen = torch.Generator().manual_seed(seed)
+    return [nn.Parameter(torch.randn(4, 3, generator=gen)) for _ in range(2)]
+
+
+def test_hybrid_matches_torch_sgd_and_adam_per_group():
+    sgd_p, adam_p = _params(0), _params(1)
+    ref_sgd_p = [nn.Parameter(p.detach().clone()) for p in sgd_p]
+    ref_adam_p = [nn.Parameter(p.detach().clone()) for p in adam_p]
+    hybrid = HybridSGDAdam([dict(params=sgd_p, nesterov=True),
+                            dict(params=adam_p, adam=True, lr=1e-2, weight_decay=0.0)],
+                           lr=0.1, momentum=0.9, weight_decay=1e-3)
+    ref_sgd = torch.optim.SGD(ref_sgd_p, lr=0.1, momentum=0.9, weight_decay=1e-3,
+                              nesterov=True)
+    ref_adam = torch.optim.Adam(ref_adam_p, lr=1e-2)
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(5):
+        grads = [torch.randn(4, 3, generator=gen) for _ in range(4)]
+        for p, g in zip(sgd_p + adam_p + ref_sgd_p + ref_adam_p, grads * 2):
+            p.grad = g.clone()
+        hybrid.step()
+        ref_sgd.step()
+        ref_adam.step()
+    for got, want in zip(sgd_p + adam_p, ref_sgd_p + ref_adam_p):
+        torch.testing.assert_close(got, want)
+    state = hybrid.state_dict()
+    assert set(state['state'][2]) == {'step', 'exp_avg', 'exp_avg_sq'}
+    assert set(state['state'][0]) == {'momentum_buffer'}
+
+
+def test_reset_optimizer_slots_and_hook_flush():
+    mem = EpisodicMemory(2, 3, capacity=2, num_neighbors=2)
+    optimizer = HybridSGDAdam([dict(params=list(mem.parameters()), adam=True)], lr=1e-3)
+    mem.write(torch.randn(4, 3), torch.rand(4), torch.tensor([0, 0, 1, 1]))
+    mem.flush()
+    mem.pop_overwritten()
+    mem.read(torch.randn(2, 3), torch.tensor([0, 1])).sum().backward()
+    optimizer.step()
+    exp_avg_before = optimizer.state[mem.keys]['exp_avg'].clone()
+    assert (exp_avg_before.abs().sum(-1) > 0).all()
+    mem.write(torch.full((1, 3), 5.0), torch.ones(1), torch.tensor([1]))  # class 1 is full
+    mem.flush()
+    mask = mem.pop_overwritten()
+    assert mask.tolist() == [[False, False], [True, False]]     # oldest, lowest index
+    assert reset_optimizer_slots(optimizer, mem.keys, mask) == 2
+    assert reset_optimizer_slots(optimizer, mem.values, mask) == 2
+    exp_avg = optimizer.state[mem.keys]['exp_avg']
+    assert exp_avg[1, 0].abs().sum() == 0
+    torch.testing.assert_close(exp_avg[~mask], exp_avg_before[~mask])
+    assert optimizer.state[mem.values]['exp_avg_sq'][1, 0] == 0
+
+    # the hook flushes IEMHead memories and resets the optimizer state of overwritten slots
+    from lt_plugins.models.heads.iem_head import IEMHead
+    head = IEMHead(2, 3, use_local_memory=False, global_capacity=2, num_neighbors=2,
+                   warmup_iters=0)
+    model = nn.ModuleDict(dict(head=head))
+    optimizer = HybridSGDAdam([dict(params=list(head.global_memory.parameters()), adam=True),
+                               dict(params=list(head.fc.parameters()))], lr=1e-3)
+    runner = SimpleNamespace(model=model, optim_wrapper=OptimWrapper(optimizer))
+    from mmpretrain.structures import DataSample
+    samples = [DataSample().set_gt_label(i) for i in (0, 1)]
+    hook = IEMMemoryHook()
+    for step in range(4):
+        losses = head.loss((torch.randn(2, 3), ), samples)
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+        state_before = optimizer.state[head.global_memory.keys]['exp_avg'].clone()
+        keys_before = head.global_memory.keys.detach().clone()
+        hook.after_train_iter(runner, step)
+        written = (head.global_memory.keys.detach() != keys_before).any(-1)
+        if step >= 2:     # both slots valid: every new write evicts, its moments are zeroed
+            assert written.sum() == 2 and state_before[written].abs().sum() > 0
+            assert (optimizer.state[head.global_memory.keys]['exp_avg'][written] == 0).all()
+            kept = ~written
+            torch.testing.assert_close(
+                optimizer.state[head.global_memory.keys]['exp_avg'][kept], state_before[kept])
+    assert head.global_memory.valid.all()
