@@ -1,9 +1,13 @@
-# cRT on DigitsLT: frozen stage-1 backbone, re-initialised classifier, class-balanced sampling.
-_base_ = ['./ce_resnet32-cifar_1xb32_digits-lt.py', '../_base_/schedules/stage2_10e.py']
+# cRT on DigitsLT: frozen stage-1 backbone, re-initialised classifier, 10 epochs of
+# class-balanced sampling (SGD lr 0.05 for batch 32, cosine).
+_base_ = ['./ce_resnet32-cifar_1xb32_digits-lt.py']
 
 model = dict(type='DecoupledClassifier', reinit_head=True)
 train_dataloader = dict(sampler=dict(type='ClassBalancedSampler', shuffle=True))
-optim_wrapper = dict(optimizer=dict(lr=0.05))
-train_cfg = dict(val_interval=5)
-auto_scale_lr = dict(base_batch_size=32)
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=2e-4))
+param_scheduler = [
+    dict(type='CosineAnnealingLR', T_max=10, eta_min=0.0, by_epoch=True, begin=0, end=10,
+         convert_to_iter_based=True),
+]
+train_cfg = dict(by_epoch=True, max_epochs=10, val_interval=5)
 load_from = 'work_dirs/ce_resnet32-cifar_1xb32_digits-lt/epoch_30.pth'
