@@ -23,14 +23,19 @@ from .rebalanced_fifo import gather_in_rank_order
 _INF = float('inf')
 
 
-def squared_distances(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+def squared_distances(queries: torch.Tensor, keys: torch.Tensor,
+                      invalid: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Batched ``||q - k||^2`` as ``(G, R, S)`` from queries ``(G, R, D)`` and keys ``(G, S, D)``.
 
-    One ``baddbmm`` (``|q|^2 + |k|^2 - 2 q.k``), clamped at 0 against round-off.
+    One ``baddbmm`` (``|q|^2 + |k|^2 - 2 q.k``), clamped at 0 against round-off. Slots where
+    ``invalid`` (``(G, S)``) is True get ``inf`` (folded into ``|k|^2``: no extra pass).
     """
     qq = queries.pow(2).sum(-1, keepdim=True)
-    kk = keys.pow(2).sum(-1).unsqueeze(1)
-    return torch.baddbmm(qq + kk, queries, keys.transpose(1, 2), alpha=-2).clamp_min(0)
+    kk = keys.pow(2).sum(-1)
+    if invalid is not None:
+        kk = kk.masked_fill(invalid, _INF)
+    return torch.baddbmm(qq + kk.unsqueeze(1), queries, keys.transpose(1, 2),
+                         alpha=-2).clamp_min(0)
 
 
 @MODELS.register_module()
@@ -194,8 +199,7 @@ class EpisodicMemory(nn.Module):
                              f'{classes.numel()} classes.')
         with torch.autocast(device_type=queries.device.type, enabled=False):
             keys = self.keys[classes]                                    # (G, S, D)
-            dists = squared_distances(queries, keys)                     # (G, R, S)
-            dists = dists.masked_fill(~self.valid[classes].unsqueeze(1), _INF)
+            dists = squared_distances(queries, keys, ~self.valid[classes])  # (G, R, S)
             dist_top, idx = dists.topk(self.num_neighbors, dim=-1, largest=False)
             val_top = self.values[classes].gather(1, idx.flatten(1)).view_as(idx)
             out = self._aggregate(dist_top, val_top)
@@ -218,8 +222,7 @@ class EpisodicMemory(nn.Module):
         flat = queries.reshape(-1, self.dim)
         num_slots = self.num_classes * self.capacity
         keys = self.keys.detach().reshape(num_slots, self.dim)
-        kk = keys.pow(2).sum(-1)
-        invalid = ~self.valid.unsqueeze(0)
+        kk = keys.pow(2).sum(-1).masked_fill(~self.valid.reshape(-1), _INF)
         values = self.values.detach().unsqueeze(0)
         chunk = max(1, self.max_read_elements // num_slots)
         outs = []
@@ -228,8 +231,7 @@ class EpisodicMemory(nn.Module):
                 q = flat[start:start + chunk]
                 dists = torch.addmm(q.pow(2).sum(-1, keepdim=True) + kk, q, keys.t(),
                                     alpha=-2).clamp_min_(0)
-                dists = dists.view(-1, self.num_classes, self.capacity).masked_fill_(
-                    invalid, _INF)
+                dists = dists.view(-1, self.num_classes, self.capacity)
                 dist_top, idx = dists.topk(self.num_neighbors, dim=-1, largest=False)
                 val_top = values.expand(q.size(0), -1, -1).gather(-1, idx)
                 outs.append(self._aggregate(dist_top, val_top))
@@ -319,8 +321,7 @@ class EpisodicMemory(nn.Module):
         num_groups, per_group, _ = keys.shape
         cap = self.capacity
         mem_keys = self.keys.data[classes]                                 # (G, S, D)
-        dists = squared_distances(keys, mem_keys)
-        dists.masked_fill_(~self.valid[classes].unsqueeze(1), _INF)
+        dists = squared_distances(keys, mem_keys, ~self.valid[classes])
         near_d, near_idx = dists.min(-1)                                   # (G, R)
         near_key = mem_keys.gather(1, near_idx.unsqueeze(-1).expand_as(keys))
         exact = (keys - near_key).pow(2).sum(-1)                          # exact, no round-off

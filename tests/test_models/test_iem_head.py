@@ -45,7 +45,7 @@ def test_warmup_writes_probabilities_and_has_zero_memory_loss():
     assert losses['loss_global_memory'].item() == 0 and losses['loss_local_memory'].item() == 0
     assert head.global_memory.valid.sum() == 0          # staged, applied after the step
     head.flush_memories()
-    prob = head.fc(feats[2]).softmax(1).gather(1, y.view(-1, 1)).squeeze(1).detach()
+    prob = head.fc(feats[3]).softmax(1).gather(1, y.view(-1, 1)).squeeze(1).detach()
     for i in range(len(y)):
         mem = head.global_memory
         slot = ((mem.keys[y[i]] - feats[0][i].detach()).pow(2).sum(1) < 1e-12) & mem.valid[y[i]]
@@ -63,19 +63,24 @@ def _hard_negative_loop(logits, y):
     return torch.tensor(out)
 
 
-@pytest.mark.parametrize('reduce', ['mean', 'max'])
-def test_memory_loss_equals_manual_reads_with_hard_negatives(reduce):
-    neck, head = _build(warmup_iters=1, region_reduce=reduce)
+@pytest.mark.parametrize('reduce,local_regions', [('mean', None), ('max', None), ('mean', 4)])
+def test_memory_loss_equals_manual_reads_with_hard_negatives(reduce, local_regions):
+    neck, head = _build(warmup_iters=1, region_reduce=reduce, local_regions=local_regions)
     x0, y0 = _batch(0, batch=12)
     head.loss(neck(x0), _samples(y0))          # warm-up step fills the memories
     head.flush_memories()
     x, y = _batch(1)
     feats = neck(x)
-    logits = head.fc(feats[2]).detach()
+    logits = head.fc(feats[3]).detach()
     ybar = _hard_negative_loop(logits, y)
     head.eval()                                # reference reads must not mark ages
     ref = {}
-    for name, query in (('global_memory', feats[0].unsqueeze(1)), ('local_memory', feats[1])):
+    regions = feats[1]
+    if local_regions:                          # the most attended regions, by a full sort
+        order = torch.argsort(feats[2], dim=1, descending=True)[:, :local_regions]
+        regions = torch.stack([regions[b, order[b]] for b in range(len(y))])
+        assert head.local_memory.num_valid().sum() == 12 * local_regions
+    for name, query in (('global_memory', feats[0].unsqueeze(1)), ('local_memory', regions)):
         mem = getattr(head, name)
         pos = mem.read(query.detach(), y)
         neg = mem.read(query.detach(), ybar)
@@ -85,7 +90,7 @@ def test_memory_loss_equals_manual_reads_with_hard_negatives(reduce):
     losses = head.loss(feats, _samples(y))
     for name in ref:
         torch.testing.assert_close(losses[f'loss_{name}'], ref[name])
-    torch.testing.assert_close(losses['loss'], F.cross_entropy(head.fc(feats[2]), y))
+    torch.testing.assert_close(losses['loss'], F.cross_entropy(head.fc(feats[3]), y))
 
 
 def test_memory_loss_reaches_backbone_only_when_asked():
@@ -120,7 +125,7 @@ def test_predict_averages_classifier_and_memories_and_leaves_state():
                             for c in range(C)], 1)
         loc = torch.stack([head.local_memory.read(feats[1], torch.full((6, ), c)).mean(1)
                            for c in range(C)], 1)
-        ref = 0.5 * head.fc(feats[2]).softmax(1) + 0.25 * glob + 0.25 * loc
+        ref = 0.5 * head.fc(feats[3]).softmax(1) + 0.25 * glob + 0.25 * loc
     torch.testing.assert_close(scores, ref)
     assert [int(p.pred_label) for p in preds] == ref.argmax(1).tolist()
     for key, value in head.state_dict().items():

@@ -45,7 +45,7 @@ def _brute_force(neck, x):
     region_values = torch.stack(region_values, 1)
     attn = torch.softmax((regions @ gap.unsqueeze(-1)).squeeze(-1) / math.sqrt(x.size(1)), 1)
     attended = (attn.unsqueeze(-1) * region_values).sum(1)
-    return gap, regions, attended
+    return gap, regions, attn, attended
 
 
 @pytest.mark.parametrize('size,h_max,w_max', [((3, 3), 2, 2), ((4, 5), 3, 2), ((2, 2), 4, 4)])
@@ -58,14 +58,14 @@ def test_encoding_matches_brute_force(size, h_max, w_max):
     ref = _brute_force(neck, x)
     for got, want in zip(out, ref):
         torch.testing.assert_close(got, want)
-    assert out[1].shape == (2, neck.num_regions(*size), 6) and out[2].shape == (2, 5)
+    assert out[1].shape == (2, neck.num_regions(*size), 6) and out[3].shape == (2, 5)
 
 
 def test_gradients_reach_every_parameter_and_are_finite():
     torch.manual_seed(0)
     neck = RSANeck(8)
     x = torch.randn(2, 8, 3, 3, requires_grad=True)
-    gap, regions, attended = neck(x)
+    gap, regions, _, attended = neck(x)
     (attended.sum() + regions.pow(2).sum()).backward()
     for name, param in neck.named_parameters():
         assert param.grad is not None and torch.isfinite(param.grad).all(), name
@@ -75,8 +75,9 @@ def test_gradients_reach_every_parameter_and_are_finite():
 
 def test_without_attention_is_average_pooling():
     x = torch.randn(2, 4, 3, 3)
-    gap, regions, attended = RSANeck(4, attention=False)(x)
+    gap, regions, weights, attended = RSANeck(4, attention=False)(x)
     torch.testing.assert_close(attended, x.mean((2, 3)))
+    torch.testing.assert_close(weights, torch.full((2, 25), 1 / 25))
     torch.testing.assert_close(gap, attended)
     boxes = region_boxes(3, 3)
     for i, (top, left, rh, rw) in enumerate(boxes.tolist()):
@@ -107,8 +108,9 @@ def test_shapes_on_timm_backbones(model_name, kwargs, size, channels, grid):
     backbone = TIMMBackbone(model_name=model_name, **kwargs)
     neck = RSANeck(channels)
     with torch.no_grad():
-        gap, regions, attended = neck(backbone(torch.randn(2, 3, size, size)))
+        gap, regions, weights, attended = neck(backbone(torch.randn(2, 3, size, size)))
     regions_expected = region_boxes(grid, grid).shape[0]
     assert gap.shape == (2, channels) and attended.shape == (2, channels)
     assert regions.shape == (2, regions_expected, channels)
+    torch.testing.assert_close(weights.sum(1), torch.ones(2))
     assert torch.isfinite(attended).all()

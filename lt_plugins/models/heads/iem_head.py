@@ -19,10 +19,19 @@ INFERENCE_PARTS = ('classifier', 'global_memory', 'local_memory')
 class IEMHead(ClsHead):
     """Linear classifier plus one global and one local episodic memory per class (IEM).
 
-    Features come from :class:`RSANeck` as ``(gap, regions, attended)``; the classifier reads
-    ``attended``, the global memory is keyed by ``gap`` and the local memory by the region
-    features. A single pooled tensor (e.g. ``GlobalAveragePooling`` neck) is accepted when the
-    local memory is off; it serves as classifier input and global key.
+    Features come from :class:`RSANeck` as ``(gap, regions, weights, attended)``; the
+    classifier reads ``attended``, the global memory is keyed by ``gap`` and the local memory
+    by the region features (all ``R`` of them, or with ``local_regions=k`` the ``k`` regions
+    with the largest RSA attention weights of each image). A single pooled tensor (e.g.
+    ``GlobalAveragePooling`` neck) is accepted when the local memory is off; it serves as
+    classifier input and global key.
+
+    Cost note: every region is a local query and a local key. A 7x7 (ImageNet) or 8x8
+    (CIFAR ResNet-32) map has 169 / 225 regions up to 2x2, so reading all of them against
+    ``C x capacity`` slots at inference costs ``B * R * C * capacity * dim`` multiply-adds
+    (CIFAR-100, capacity 512: ~94 GFLOP per 128 images, ten times the backbone). The paper
+    does not say how many regions it stores; ``local_regions`` bounds the cost and keeps the
+    regions RSA attends to most (the configs use 16).
 
     Training step (``loss``):
 
@@ -69,6 +78,9 @@ class IEMHead(ClsHead):
             backbone). Defaults to False.
         write_after_warmup (bool): Defaults to True.
         region_reduce (str): 'mean' or 'max' over region reads. Defaults to 'mean'.
+        local_regions (int, optional): keep the this many most-attended regions per image
+            for the local memory (reads and writes); None keeps all (the paper's reading).
+            Defaults to None.
         memory_loss_weight (float): weight of each memory's MSE terms. Defaults to 1.
         inference_weights (dict): weights of 'classifier', 'global_memory', 'local_memory'.
             Defaults to 0.5 / 0.25 / 0.25 (classifier and memories count equally).
@@ -95,6 +107,7 @@ class IEMHead(ClsHead):
                  memory_loss_to_backbone: bool = False,
                  write_after_warmup: bool = True,
                  region_reduce: str = 'mean',
+                 local_regions: Optional[int] = None,
                  memory_loss_weight: float = 1.0,
                  inference_weights: Optional[Dict[str, float]] = None,
                  max_read_elements: int = 2**25,
@@ -125,6 +138,9 @@ class IEMHead(ClsHead):
         self.memory_loss_to_backbone = memory_loss_to_backbone
         self.write_after_warmup = write_after_warmup
         self.region_reduce = region_reduce
+        if local_regions is not None and local_regions < 1:
+            raise ValueError(f'IEMHead: local_regions={local_regions} must be >= 1 or None.')
+        self.local_regions = local_regions
         self.memory_loss_weight = float(memory_loss_weight)
         self.inference_weights = {
             'classifier': float(weights['classifier']),
@@ -162,10 +178,14 @@ class IEMHead(ClsHead):
 
     def _unpack(self, feats: Union[torch.Tensor, Sequence[torch.Tensor]]
                 ) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
+        """``(gap, regions or None, attended)`` from the neck output, regions selected."""
         if isinstance(feats, torch.Tensor):
             feats = (feats, )
-        if len(feats) >= 3 and feats[-2].dim() == 3:
-            gap, regions, attended = feats[-3], feats[-2], feats[-1]
+        weights = None
+        if len(feats) >= 4 and feats[-3].dim() == 3:      # RSANeck: gap, regions, w, att
+            gap, regions, weights, attended = feats[-4:]
+        elif len(feats) >= 3 and feats[-2].dim() == 3:    # gap, regions, attended
+            gap, regions, attended = feats[-3:]
         else:
             gap, regions, attended = feats[-1], None, feats[-1]
         if attended.dim() != 2 or attended.size(1) != self.in_channels:
@@ -186,6 +206,12 @@ class IEMHead(ClsHead):
                 raise ValueError(
                     f'IEMHead: local_channels={self.local_channels} but the region features '
                     f'have {regions.size(2)} dims; set `head.local_channels`.')
+            if self.local_regions is not None and regions.size(1) > self.local_regions:
+                if weights is None:
+                    raise ValueError('IEMHead: local_regions needs the RSANeck attention '
+                                     'weights (neck output (gap, regions, weights, attended)).')
+                top = weights.detach().topk(self.local_regions, dim=1).indices
+                regions = regions.gather(1, top.unsqueeze(-1).expand(-1, -1, regions.size(2)))
         return gap, regions, attended
 
     def pre_logits(self, feats) -> torch.Tensor:

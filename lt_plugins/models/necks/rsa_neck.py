@@ -49,13 +49,15 @@ class RSANeck(BaseModule):
     The query is ``Q = GAP(f)`` (Eq. 10) and the output
     ``softmax(Q g^T / sqrt(C)) V`` (Eq. 13) is the attended global vector for the classifier.
 
-    ``forward`` returns the tuple ``(gap, regions, attended)``: ``gap`` ``(B, C)`` (the
-    global-memory key of IEM's warm-up), ``regions`` ``(B, R, C)`` (the region keys ``g``,
-    local-memory keys) and ``attended`` ``(B, out_channels)``, last so that a plain
-    ``LinearClsHead`` also works on it.
+    ``forward`` returns the tuple ``(gap, regions, weights, attended)``: ``gap`` ``(B, C)``
+    (the global-memory key of IEM's warm-up), ``regions`` ``(B, R, C)`` (the region keys
+    ``g``, local-memory keys), ``weights`` ``(B, R)`` (the attention of Eq. 13, which
+    ``IEMHead`` can use to keep the most attended regions) and ``attended``
+    ``(B, out_channels)``, last so that a plain ``LinearClsHead`` also works on it.
 
     With ``attention=False`` (the paper's "w/o RSA" ablation, Table 5: RSA replaced by average
-    pooling) ``attended = gap`` and the region features are plain region means of ``f``.
+    pooling) ``attended = gap``, the region features are plain region means of ``f`` and the
+    weights are uniform.
 
     Input: the backbone's last output. CNNs in ``TIMMBackbone`` give it with
     ``features_only=False`` (TIMMBackbone resets the classifier with ``global_pool=''``, so
@@ -165,8 +167,8 @@ class RSANeck(BaseModule):
         return mean, square
 
     def forward(self, inputs: Union[torch.Tensor, Sequence[torch.Tensor]]
-                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return ``(gap (B, C), regions (B, R, C), attended (B, out_channels))``."""
+                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return ``(gap (B, C), regions (B, R, C), weights (B, R), attended (B, out))``."""
         x = inputs[-1] if isinstance(inputs, (list, tuple)) else inputs
         x = self._to_map(x)
         height, width = x.shape[2:]
@@ -174,7 +176,8 @@ class RSANeck(BaseModule):
         gap = x.mean((2, 3))                                               # Eq. 10
         if not self.attention:
             regions, _ = self._region_stats(x, kernels, second_moment=False)
-            return gap, regions, gap
+            weights = regions.new_full(regions.shape[:2], 1.0 / regions.size(1))
+            return gap, regions, weights, gap
 
         keys = self.key_proj(x)
         mu, square = self._region_stats(keys, kernels, second_moment=True)  # Eq. 6
@@ -192,8 +195,9 @@ class RSANeck(BaseModule):
         shape = shape.unsqueeze(0).expand(x.size(0), -1, -1).to(mu.dtype)  # Eq. 8
         regions = self.encode_d(F.relu(self.encode_o(torch.cat([mu, sigma, shape], -1))))
         logits = torch.einsum('brc,bc->br', regions, gap) / math.sqrt(self.in_channels)
-        attended = torch.einsum('br,brc->bc', logits.softmax(-1), values)  # Eq. 13
-        return gap, regions, attended
+        weights = logits.softmax(-1)
+        attended = torch.einsum('br,brc->bc', weights, values)              # Eq. 13
+        return gap, regions, weights, attended
 
 
 __all__ = ['RSANeck', 'region_boxes', 'region_kernels']
