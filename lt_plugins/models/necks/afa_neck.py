@@ -67,7 +67,7 @@ def sample_pairs(labels: torch.Tensor, classes: torch.Tensor, counts: torch.Tens
 
 
 class _SELayer(nn.Module):
-    """Squeeze-and-excitation channel re-weighting ``F_se`` (Eq. 2)."""
+    """Squeeze-and-excitation channel re-weighting ``F_se`` (Eq. 2): ``x * gate(x)``."""
 
     def __init__(self, channels: int, reduction: int) -> None:
         super().__init__()
@@ -75,10 +75,13 @@ class _SELayer(nn.Module):
         self.fc1 = nn.Conv2d(channels, hidden, 1)
         self.fc2 = nn.Conv2d(hidden, channels, 1)
 
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-channel weights ``(B, D, 1, 1)`` in (0, 1)."""
+        s = x.mean((2, 3), keepdim=True)
+        return torch.sigmoid(self.fc2(F.relu(self.fc1(s), inplace=True)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = F.adaptive_avg_pool2d(x, 1)
-        s = torch.sigmoid(self.fc2(F.relu(self.fc1(s), inplace=True)))
-        return x * s
+        return x * self.gate(x)
 
 
 @MODELS.register_module()
@@ -205,32 +208,60 @@ class AFANeck(BaseModule):
         return self.training and self.generate and self.gamma > 0 and self._lbls_active
 
     # -- Eq. 1-6 -----------------------------------------------------------------------------
-    def decompose(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Eq. 1-6 on ``x`` (B, D, H, W); returns maps ``v, mask, x_class, x_var, x_enh``."""
+    def _check_input(self, x: torch.Tensor) -> None:
         b, d, h, w = x.shape
         if d != self.in_channels:
             raise ValueError(f'AFANeck: got {d} input channels, built for in_channels='
                              f'{self.in_channels}; set model.neck.in_channels={d}.')
+        if self.qkv_mode == 'linear' and (h, w) != self.feat_size:
+            raise ValueError(
+                f"AFANeck(qkv='linear') was built for {self.feat_size[0]}x"
+                f'{self.feat_size[1]} input maps (feat_size) but got {h}x{w}: set '
+                f'model.neck.feat_size=({h}, {w}) for this input resolution, or '
+                "qkv='conv1x1' to accept any size.")
+
+    def mask_and_value(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 1-3: the decomposition mask ``M`` and the values ``V``, both (B, D, H, W).
+
+        With ``qkv='linear'`` the attention logits are computed as ``(X A^T + c) X^T`` with
+        ``A = W_K^T W_Q`` and ``c = W_K^T b_Q``: this equals ``Q K^T`` up to terms that are
+        constant along the key axis (``x_i^T W_Q^T b_K + b_Q^T b_K``), which the softmax of
+        Eq. 1 removes exactly, and saves one of the three (B*D, HW) x (HW, HW) products.
+        """
+        self._check_input(x)
+        b, d, h, w = x.shape
+        hw = h * w
         if self.qkv_mode == 'linear':
-            if (h, w) != self.feat_size:
-                raise ValueError(
-                    f"AFANeck(qkv='linear') was built for {self.feat_size[0]}x"
-                    f'{self.feat_size[1]} input maps (feat_size) but got {h}x{w}: set '
-                    f'model.neck.feat_size=({h}, {w}) for this input resolution, or '
-                    "qkv='conv1x1' to accept any size.")
-            q, k, v = self.qkv(x.flatten(2)).chunk(3, dim=-1)
+            xf = x.flatten(2)
+            w_q, w_k, w_v = self.qkv.weight.chunk(3, dim=0)
+            b_q, _, b_v = self.qkv.bias.chunk(3, dim=0)
+            query = F.linear(xf, w_k.t() @ w_q, w_k.t() @ b_q)  # rows of Q W_K, see above
+            logits = query @ xf.transpose(1, 2)
+            v = F.linear(xf, w_v, b_v)
         else:
             q, k, v = self.qkv(x).flatten(2).chunk(3, dim=1)
-        attn = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(h * w), dim=-1)  # (B, D, D)
+            logits = q @ k.transpose(1, 2)
+        attn = torch.softmax(logits / math.sqrt(hw), dim=-1)  # (B, D, D)
         x_att = (attn @ v).view(b, d, h, w)  # Eq. 1
-        logits = self.se(x_att) + x_att  # Eq. 2-3
+        logits = x_att * (1 + self.se.gate(x_att))  # Eq. 2-3: SE(X_att) + X_att
         dim = 1 if self.mask_axis == 'channel' else 2
         mask = torch.softmax(logits.flatten(2), dim=dim).view(b, d, h, w)
-        v = v.reshape(b, d, h, w)
+        return mask, v.reshape(b, d, h, w)
+
+    def decompose(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Eq. 1-6 on ``x`` (B, D, H, W); returns maps ``v, mask, x_class, x_var, x_enh``."""
+        mask, v = self.mask_and_value(x)
         x_class = mask * v  # Eq. 4
         x_var = v - x_class  # Eq. 5
         x_enh = x + x_class if self.attention_addition else x  # Eq. 6
         return dict(v=v, mask=mask, x_class=x_class, x_var=x_var, x_enh=x_enh)
+
+    def enhance(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference path: only ``X_enh = X + M * V`` (Eq. 4 and 6), fused."""
+        if not self.attention_addition:
+            return x
+        mask, v = self.mask_and_value(x)
+        return torch.addcmul(x, mask, v)
 
     # -- Eq. 9-11 ----------------------------------------------------------------------------
     def generate_features(self, x_class: torch.Tensor, x_var: torch.Tensor,
@@ -254,24 +285,30 @@ class AFANeck(BaseModule):
                 "build it inside model=dict(type='LabelAwareClassifier', "
                 "backbone=dict(type='TimmSplitBackbone', ...)), or set "
                 "placement='after_last_stage'.")
-        parts = self.decompose(x)
-        feats = parts['x_enh']
+        generate = data_samples is not None and self.generating
+        if data_samples is None or not (generate or self.attention_addition):
+            feats, parts = self.enhance(x), None
+        else:
+            parts = self.decompose(x)
+            feats = parts['x_enh']
         extras: Dict[str, object] = {}
-        gen_labels = None
-        if data_samples is not None and self.generating:
+        num_gen = 0
+        if generate:
             labels = torch.cat([ds.gt_label for ds in data_samples]).to(x.device)
             x_gen, gen_labels = self.generate_features(parts['x_class'], parts['x_var'],
                                                        labels)
             feats = torch.cat([feats, x_gen], dim=0)
             extras['gen_labels'] = gen_labels
+            num_gen = gen_labels.numel()
         if tail is not None:
             feats = tail(feats)
         pooled = F.adaptive_avg_pool2d(feats, 1).flatten(1)
         if data_samples is None:
             return (pooled, )
-        with torch.no_grad():
-            ratio = parts['x_class'].float().norm() / parts['v'].float().norm().clamp_min(1e-12)
-        num_gen = 0 if gen_labels is None else gen_labels.numel()
-        extras['log_vars'] = dict(afa_class_ratio=ratio,
-                                  afa_num_gen=torch.tensor(float(num_gen), device=x.device))
+        log_vars = dict(afa_num_gen=torch.tensor(float(num_gen), device=x.device))
+        if parts is not None:
+            with torch.no_grad():
+                log_vars['afa_class_ratio'] = (parts['x_class'].float().norm() /
+                                               parts['v'].float().norm().clamp_min(1e-12))
+        extras['log_vars'] = log_vars
         return (pooled, ), extras
