@@ -347,3 +347,15 @@ def test_diagonal_gaussian_kl_matches_torch_distributions():
         for j in range(4)]) for i in range(4)])
     torch.testing.assert_close(kl, ref)
     assert kl.diagonal().abs().max() < 1e-12 and not torch.allclose(kl, kl.t())
+
+
+def test_stage2_batches_without_enough_head_samples():
+    head = _stage2_head(smooth_momentum=0.9)
+    head.dictionary.enqueue(torch.randn(3, 4), torch.tensor([0, 1, 2]))
+    for labels in ([4, 5, 5], [4, 0]):  # no head sample; a single one (BN needs two)
+        losses = head.loss((torch.randn(len(labels), 4), ), _samples(labels))
+        assert losses['loss_mu'].item() == 0 and losses['stg_valid'].item() == 0
+        losses['loss_mu'].backward()  # still connected to the generator (DDP-safe)
+    mu, sigma, k = transformation_statistics(torch.zeros(0, 4), torch.zeros(0).long(),
+                                             torch.randn(2, 4), torch.tensor([0, 3]))
+    assert mu.shape == (0, 4) and k.numel() == 0

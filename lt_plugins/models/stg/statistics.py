@@ -46,12 +46,15 @@ def transformation_statistics(
     """
     feats32 = feats.detach().float()
     labels = labels.reshape(-1).long()
+    if labels.numel() == 0:
+        empty = feats32.new_zeros(0, feats32.shape[-1])
+        return empty, empty.clone(), labels.new_zeros(0)
     if bank_feats is not None and bank_feats.numel():
         pool = torch.cat([feats32, bank_feats.detach().to(feats32)], dim=0)
         pool_labels = torch.cat([labels, bank_labels.reshape(-1).long().to(labels.device)])
     else:
         pool, pool_labels = feats32, labels
-    num_classes = int(torch.cat([labels, pool_labels]).max()) + 1 if labels.numel() else 1
+    num_classes = int(pool_labels.max()) + 1
     # class means of the pooled set, used only as a numerically safe centre
     cnt = torch.bincount(pool_labels, minlength=num_classes).clamp_min(1).to(pool)
     centre = torch.zeros(num_classes, pool.shape[1], dtype=pool.dtype, device=pool.device)
