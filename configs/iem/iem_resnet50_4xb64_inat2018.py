@@ -1,0 +1,37 @@
+# IEM + RSA on iNaturalist 2018 (paper Sec. 4.2): timm `resnet50` from scratch, 90 epochs,
+# SGD lr 0.1 momentum 0.9, lr /10 at epochs 30 and 60, batch 256 (4 GPUs x 64); memories:
+# Adam lr 1e-5. 8142 classes x 2048 dims make the bank large: 16 slots per class is
+# 1 GiB per memory (2 GiB, 6 GiB with Adam moments), so the reads use n = 16 neighbours.
+_base_ = [
+    '../_base_/datasets/inat2018.py',
+    './_base_/iem_runtime.py',
+]
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='TIMMBackbone', model_name='resnet50', pretrained=False,
+                  features_only=False),
+    neck=dict(type='RSANeck', in_channels=2048),
+    head=dict(
+        type='IEMHead',
+        num_classes=8142,
+        in_channels=2048,
+        global_capacity=16,
+        local_capacity=16,
+        num_neighbors=16,
+        warmup_iters=1700,           # ~1 epoch at batch 256
+        local_regions=16,
+        topk=(1, 5),
+    ))
+optim_wrapper = dict(
+    optimizer=dict(type='HybridSGDAdam', lr=0.1, momentum=0.9, weight_decay=1e-4),
+    paramwise_cfg=dict(custom_keys={
+        'head.global_memory': dict(adam=True, lr_mult=1e-4, decay_mult=0.0),
+        'head.local_memory': dict(adam=True, lr_mult=1e-4, decay_mult=0.0),
+    }))
+param_scheduler = [
+    dict(type='MultiStepLR', by_epoch=True, milestones=[30, 60], gamma=0.1),
+]
+train_cfg = dict(by_epoch=True, max_epochs=90, val_interval=5)
+val_cfg = dict()
+test_cfg = dict()
+auto_scale_lr = dict(base_batch_size=256)
