@@ -23,7 +23,11 @@ Each fix is scoped to the one place that breaks, so a user who keeps MMPretrain'
 5. **Class counts everywhere**: every Runner gets a ``ClassCountsHook`` (unless the config
    already lists one), so heads, memory banks and ``ShotAccuracy`` receive the training
    class counts and checkpoints carry them, with nothing but ``custom_imports`` added.
-6. **Version checks**: the installed mmcv (full or lite) must satisfy MMPretrain 1.2's
+6. **Pretrained weights offline.** ``TIMMBackbone(pretrained=True)`` without network access
+   makes timm's hub client retry for about a minute and end in a cryptic error. When the
+   weights are neither a local file nor in the local hub cache, and the hub cannot be
+   reached within 3 s, we raise at once with the ways to load a local weight file.
+7. **Version checks**: the installed mmcv (full or lite) must satisfy MMPretrain 1.2's
    ``2.0 <= mmcv < 2.4``; ``pkg_resources`` must exist (setuptools < 82) for
    ``_base_ = 'mmpretrain::...'``. Failures raise with the command that fixes them.
 """
@@ -43,7 +47,7 @@ warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformable
 _APPLIED = False
 
 
-# -- 6. version checks ---------------------------------------------------------
+# -- 7. version checks ---------------------------------------------------------
 def _version_tuple(version: str) -> tuple:
     parts = []
     for piece in version.split('+')[0].split('.')[:3]:
@@ -180,6 +184,73 @@ def _patch_default_class_counts_hook() -> None:
     Runner.register_hooks = register_hooks
 
 
+# -- 6. pretrained timm weights without network -------------------------------------
+OFFLINE_WEIGHTS_HELP = (
+    'Load a local weight file instead: download it elsewhere, then set '
+    "backbone=dict(type='TIMMBackbone', model_name=..., pretrained=True, "
+    "pretrained_cfg_overlay=dict(file='/path/weights.safetensors')), or "
+    "checkpoint_path='/path/state_dict.pth' (pretrained=False), or "
+    "init_cfg=dict(type='Pretrained', checkpoint='/path/checkpoint.pth').")
+
+
+def hub_weights_reachable(model_name: str, timeout: float = 3.0) -> bool:
+    """True when timm can get ``model_name``'s pretrained weights: a local file, the hub
+    cache, or a hub endpoint that answers within ``timeout`` seconds."""
+    import socket
+    from urllib.parse import urlparse
+
+    import timm
+    cfg = timm.models.get_pretrained_cfg(model_name)
+    if cfg is None:
+        return True  # timm reports unknown names itself
+    if cfg.file:
+        return osp.isfile(cfg.file)
+    if cfg.hf_hub_id:
+        from huggingface_hub import constants, try_to_load_from_cache
+        for weights in ('model.safetensors', 'pytorch_model.bin', 'open_clip_pytorch_model.bin'):
+            if isinstance(try_to_load_from_cache(cfg.hf_hub_id, weights), str):
+                return True
+        if constants.HF_HUB_OFFLINE:
+            return False
+        endpoint = urlparse(constants.ENDPOINT)
+    elif cfg.url:
+        cached = osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(urlparse(cfg.url).path))
+        if osp.isfile(cached):
+            return True
+        endpoint = urlparse(cfg.url)
+    else:
+        return True
+    try:
+        with socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _patch_timm_pretrained_offline() -> None:
+    from mmpretrain.models.backbones.timm_backbone import TIMMBackbone
+
+    original = TIMMBackbone.__init__
+    if getattr(original, '_lt_plugins_patched', False):
+        return
+
+    @functools.wraps(original)
+    def init(self, model_name, features_only=False, pretrained=False, checkpoint_path='',
+             in_channels=3, init_cfg=None, **kwargs):
+        overlay = kwargs.get('pretrained_cfg_overlay') or {}
+        if pretrained and not overlay.get('file') and not hub_weights_reachable(model_name):
+            raise RuntimeError(
+                f'TIMMBackbone(model_name={model_name!r}, pretrained=True): the pretrained '
+                'weights are not in the local cache and the hub cannot be reached. '
+                + OFFLINE_WEIGHTS_HELP)
+        original(self, model_name, features_only=features_only, pretrained=pretrained,
+                 checkpoint_path=checkpoint_path, in_channels=in_channels, init_cfg=init_cfg,
+                 **kwargs)
+
+    init._lt_plugins_patched = True
+    TIMMBackbone.__init__ = init
+
+
 def apply_all() -> None:
     """Apply every fix once; safe to call repeatedly."""
     global _APPLIED
@@ -191,4 +262,5 @@ def apply_all() -> None:
     _patch_dataloader_builder()
     _patch_retrieval_in1d()
     _patch_default_class_counts_hook()
+    _patch_timm_pretrained_offline()
     _APPLIED = True
