@@ -178,6 +178,31 @@ class EpisodicMemory(nn.Module):
                 'Check that the neck output dimension equals the head `in_channels`.')
         return queries.to(self.keys.dtype), squeeze
 
+    def _grouped_distances(self, queries: torch.Tensor, classes: torch.Tensor,
+                           keys: torch.Tensor) -> Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]:
+        """Distances of ``(G, R, D)`` query groups to their class's slots, one ``baddbmm``.
+
+        Groups are bucketed by class: the ``U`` distinct classes each get a zero-padded block
+        of ``m`` groups (``m`` = the largest number of groups of one class), so each class's
+        keys are read once (a GEMM) instead of being copied per group. Returns the padded
+        ``(U, m, R, S)`` distances (invalid slots ``inf``) and the index that picks each
+        group's ``(R, S)`` block back out, in the input order.
+        """
+        num_groups, per_group, dim = queries.shape
+        uniq, inv = torch.unique(classes, return_inverse=True)
+        counts = torch.bincount(inv, minlength=uniq.numel())
+        starts = torch.cumsum(counts, 0) - counts
+        order = torch.sort(inv, stable=True).indices
+        inv_sorted = inv[order]
+        pos = torch.empty_like(inv)
+        pos[order] = torch.arange(num_groups, device=inv.device) - starts[inv_sorted]
+        width = int(counts.max()) if num_groups else 0
+        padded = queries.new_zeros(uniq.numel(), width, per_group, dim).index_put(
+            (inv, pos), queries)
+        dists = squared_distances(padded.view(uniq.numel(), width * per_group, dim),
+                                  keys[uniq], ~self.valid[uniq])
+        return dists.view(uniq.numel(), width, per_group, -1), (inv, pos)
+
     def read(self, queries: torch.Tensor, classes: torch.Tensor,
              update_age: bool = True) -> torch.Tensor:
         """Read the memory of one class per query group (Eq. 1-2), differentiable.
@@ -198,9 +223,9 @@ class EpisodicMemory(nn.Module):
             raise ValueError(f'EpisodicMemory.read: {queries.size(0)} query groups but '
                              f'{classes.numel()} classes.')
         with torch.autocast(device_type=queries.device.type, enabled=False):
-            keys = self.keys[classes]                                    # (G, S, D)
-            dists = squared_distances(queries, keys, ~self.valid[classes])  # (G, R, S)
+            dists, select = self._grouped_distances(queries, classes, self.keys)
             dist_top, idx = dists.topk(self.num_neighbors, dim=-1, largest=False)
+            dist_top, idx = dist_top[select], idx[select]                     # (G, R, n)
             val_top = self.values[classes].gather(1, idx.flatten(1)).view_as(idx)
             out = self._aggregate(dist_top, val_top)
         if update_age and self.training:
@@ -320,10 +345,10 @@ class EpisodicMemory(nn.Module):
         """Vectorised Eq. 3-4 for ``(G, R, D)`` keys, ``(G, R)`` values, ``(G,)`` classes."""
         num_groups, per_group, _ = keys.shape
         cap = self.capacity
-        mem_keys = self.keys.data[classes]                                 # (G, S, D)
-        dists = squared_distances(keys, mem_keys, ~self.valid[classes])
-        near_d, near_idx = dists.min(-1)                                   # (G, R)
-        near_key = mem_keys.gather(1, near_idx.unsqueeze(-1).expand_as(keys))
+        dists, select = self._grouped_distances(keys, classes, self.keys.data)
+        near_d, near_idx = dists.min(-1)
+        near_d, near_idx = near_d[select], near_idx[select]                # (G, R)
+        near_key = self.keys.data[classes.view(-1, 1).expand_as(near_idx), near_idx]
         exact = (keys - near_key).pow(2).sum(-1)                          # exact, no round-off
         match = torch.isfinite(near_d) & (exact <= self.dedupe_tol)
 
