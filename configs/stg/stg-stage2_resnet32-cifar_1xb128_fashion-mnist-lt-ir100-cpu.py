@@ -1,7 +1,7 @@
 # STG stage 2 (Sec. 3.3): the stage-1 backbone frozen (no gradients, BatchNorm in eval); the
 # Semantic Transformation Generator is trained on head classes (N_c > 100: 8 head / 2 tail classes (100, 60 images))
 # against Eq. 1 statistics from the batch plus a FIFO dictionary of m = 1200 features,
-# smoothed per sample (momentum 0.9); Adam lr 1e-3, 5 epochs. The frozen stage-1 classifier
+# smoothed per sample (momentum 0.9); Adam lr 1e-3, 10 epochs. The frozen stage-1 classifier
 # is kept (validation reports it; stage 3 re-initialises it for cRT).
 # Needs the stage-1 checkpoint: `load_from` below. Next: stg-stage3_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu.py.
 # Faster: add dict(type='FeatureCacheHook', num_views=4) to `custom_hooks` (features are
@@ -27,7 +27,7 @@ model = dict(
         smooth_momentum=0.9,
         loss_type='mse'))
 optim_wrapper = dict(_delete_=True, optimizer=dict(type='Adam', lr=1e-3))
-param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True, begin=0, end=5)]
-train_cfg = dict(by_epoch=True, max_epochs=5, val_interval=5)
-default_hooks = dict(checkpoint=dict(interval=5))
+param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True, begin=0, end=10)]
+train_cfg = dict(by_epoch=True, max_epochs=10, val_interval=10)
+default_hooks = dict(checkpoint=dict(interval=10))
 load_from = 'work_dirs/stg-stage1_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu/epoch_30.pth'

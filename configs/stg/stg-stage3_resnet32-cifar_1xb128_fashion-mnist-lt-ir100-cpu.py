@@ -26,4 +26,4 @@ optim_wrapper = dict(_delete_=True, optimizer=dict(type='Adam', lr=0.001))
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True, begin=0, end=10)]
 train_cfg = dict(by_epoch=True, max_epochs=10, val_interval=5)
 default_hooks = dict(checkpoint=dict(interval=10))
-load_from = 'work_dirs/stg-stage2_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu/epoch_5.pth'
+load_from = 'work_dirs/stg-stage2_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu/epoch_10.pth'

@@ -55,6 +55,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def epochs(config: str) -> int:
+    """``train_cfg.max_epochs`` of a config (names its last checkpoint)."""
+    from mmengine.config import Config
+    return int(Config.fromfile(osp.join(ROOT, config)).train_cfg.max_epochs)
+
+
 def data_opts(dataset: str, root: str) -> List[str]:
     opts = []
     for split in ('train', 'val', 'test'):
@@ -129,8 +135,8 @@ def speed(args, dopts) -> dict:
             self.times.append(time.perf_counter() - self._t)
 
     s3 = CFG.format(s=3, d=args.dataset)
-    epochs = Config.fromfile(osp.join(ROOT, s3)).train_cfg.max_epochs
-    res = dict(epochs_in_config=epochs, speed_epochs=args.speed_epochs,
+    n_epochs = epochs(s3)
+    res = dict(epochs_in_config=n_epochs, speed_epochs=args.speed_epochs,
                subset_stride=args.subset_stride)
     for mode, n in (('live', 0), ('cached', 1)):
         cfg = Config.fromfile(osp.join(ROOT, variant(args, s3, n, f'speed_{mode}')))
@@ -157,8 +163,8 @@ def speed(args, dopts) -> dict:
         if cache_hook:
             res['extract_s'] = cache_hook[0].extract_seconds
     res['speedup_per_epoch'] = res['live_epoch_s'] / res['cached_epoch_s']
-    res['speedup_stage3'] = epochs * res['live_epoch_s'] / (
-        res['extract_s'] + epochs * res['cached_epoch_s'])
+    res['speedup_stage3'] = n_epochs * res['live_epoch_s'] / (
+        res['extract_s'] + n_epochs * res['cached_epoch_s'])
     return res
 
 
@@ -182,7 +188,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if ckpt1 is None:
         w1 = osp.join(wd, f'bench_stg_stage1_{d}')
         result['wall_s']['stage1'] = train(args, s1, w1, dopts)
-        ckpt1 = osp.join(w1, 'epoch_30.pth')
+        ckpt1 = osp.join(w1, f'epoch_{epochs(s1)}.pth')
     result['stage1_ckpt'] = ckpt1
     if args.with_baseline_crt:
         wb = osp.join(wd, f'bench_stg_baseline_crt_{d}')
@@ -196,13 +202,14 @@ def main(argv: Optional[List[str]] = None) -> dict:
         s3v = variant(args, s3, args.cache, f'stage3_{d}_cache{args.cache}')
         w2 = osp.join(wd, f'bench_stg_stage2_{d}_s{seed}')
         t2 = train(args, s2v, w2, seed_opts + [f'load_from={ckpt1}'])
-        ckpt2 = osp.join(w2, 'epoch_5.pth')
+        ckpt2 = osp.join(w2, f'epoch_{epochs(s2)}.pth')
         entry = dict(stage2_wall_s=t2)
         for name, aug in (('crt', 'none'), ('stg', 'stg')):
             w3 = osp.join(wd, f'bench_stg_stage3_{name}_{d}_s{seed}')
             t3 = train(args, s3v, w3, seed_opts + [f'load_from={ckpt2}',
                                                    f'model.head.augment={aug}'])
-            entry[name] = dict(wall_s=t3, **test(args, s3, osp.join(w3, 'epoch_10.pth'), w3,
+            ckpt3 = osp.join(w3, f'epoch_{epochs(s3)}.pth')
+            entry[name] = dict(wall_s=t3, **test(args, s3, ckpt3, w3,
                                                  dopts + [f'model.head.augment={aug}']))
         result['seeds'][seed] = entry
 

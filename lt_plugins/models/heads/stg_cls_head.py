@@ -220,7 +220,8 @@ class STGClsHead(LinearClsHead):
         a = self.pre_logits(feats).detach()
         if 'gt_score' in data_samples[0]:
             raise ValueError('STGClsHead: stage 3 takes hard labels; remove the batch '
-                             'augments (Mixup/CutMix) inherited from stage 1 (`model.train_cfg=None`).')
+                             'augments (Mixup/CutMix) inherited from stage 1 '
+                             '(`model.train_cfg=None`).')
         labels = torch.cat([ds.gt_label for ds in data_samples]).to(a.device)
         a = self.augment_features(a, labels)
         return super().loss((a, ), data_samples, **kwargs)

@@ -1,5 +1,5 @@
 """Building blocks of STG (sample-specific, context-aware augmentation): the generator,
-Eq. 1 statistics, Eq. 3-4 augmentation, the head/tail split."""
+Eq. 1 statistics, Eq. 3-4 augmentation, the head/tail split, the feature-cache classifier."""
 from .augment import (AUGMENT_TYPES, class_strength, dropout_augment, gaussian_noise_augment,
                       stg_augment)
 from .classifier import FeatureBypassPreprocessor, FeatureCacheClassifier
@@ -9,7 +9,8 @@ from .statistics import (REGRESSION_LOSSES, SampleStatSmoother, diagonal_gaussia
                          regression_loss, transformation_statistics)
 
 __all__ = [
-    'AUGMENT_TYPES', 'REGRESSION_LOSSES', 'FeatureBypassPreprocessor', 'FeatureCacheClassifier', 'SampleStatSmoother', 'SemanticTransformationGenerator',
-    'class_strength', 'diagonal_gaussian_kl', 'dropout_augment', 'gaussian_noise_augment', 'head_tail_split',
+    'AUGMENT_TYPES', 'REGRESSION_LOSSES', 'FeatureBypassPreprocessor', 'FeatureCacheClassifier',
+    'SampleStatSmoother', 'SemanticTransformationGenerator', 'class_strength',
+    'diagonal_gaussian_kl', 'dropout_augment', 'gaussian_noise_augment', 'head_tail_split',
     'regression_loss', 'stg_augment', 'transformation_statistics'
 ]

@@ -2,7 +2,6 @@
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 
 AUGMENT_TYPES = ('stg', 'gaussian', 'dropout', 'none')
 
