@@ -359,3 +359,17 @@ def test_stage2_batches_without_enough_head_samples():
     mu, sigma, k = transformation_statistics(torch.zeros(0, 4), torch.zeros(0).long(),
                                              torch.randn(2, 4), torch.tensor([0, 3]))
     assert mu.shape == (0, 4) and k.numel() == 0
+
+
+def test_stage3_use_mean_false_drops_mu():
+    s2 = _trained_generator_state()
+    head = STGClsHead(6, 4, class_counts=COUNTS, use_mean=False, mix_threshold=1.0)
+    head.load_state_dict(s2.state_dict(), strict=False)
+    feats, labels = torch.randn(3, 4), torch.tensor([4, 5, 5])
+    out = head.augment_features(feats, labels, torch.Generator().manual_seed(0))
+    token = s2.generator.select_head_class(feats, torch.tensor([True] * 4 + [False] * 2))
+    s2.generator.eval()
+    _, sigma = s2.generator(feats, token)
+    eps = torch.randn(feats.shape, generator=torch.Generator().manual_seed(0))
+    strength = torch.sqrt(torch.tensor([20. / 50, 1., 1.]))
+    torch.testing.assert_close(out, feats + sigma.sqrt() * eps * 1.5 * strength[:, None])

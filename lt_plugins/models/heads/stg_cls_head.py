@@ -54,6 +54,9 @@ class STGClsHead(LinearClsHead):
         token_metric (str): similarity for the token selection, ``'cosine'`` (default) or
             ``'euclidean'``.
         augment_scope (str): augment ``'tail'`` samples (default, the paper) or ``'all'``.
+        use_mean (bool): keep the predicted mean ``mu`` in Eq. 3 (default, the paper). For a
+            tail sample with a head token, ``mu`` approximates the offset towards that head
+            class's centre; ``False`` samples ``sqrt(Sigma) eps`` only (a diagnostic).
         classifier (str): ``'crt'`` (default) or ``'lws'``.
         class_counts (Sequence[int], optional): training counts; overrides ClassCountsHook.
         **kwargs: ``LinearClsHead`` arguments (``loss``, ``topk``, ``init_cfg``).
@@ -73,6 +76,7 @@ class STGClsHead(LinearClsHead):
                  head_threshold: int = 100,
                  token_metric: str = 'cosine',
                  augment_scope: str = 'tail',
+                 use_mean: bool = True,
                  classifier: str = 'crt',
                  class_counts: Optional[Sequence[int]] = None,
                  **kwargs) -> None:
@@ -101,6 +105,7 @@ class STGClsHead(LinearClsHead):
         self.head_threshold = int(head_threshold)
         self.token_metric = token_metric
         self.augment_scope = augment_scope
+        self.use_mean = bool(use_mean)
         self.classifier = classifier
         if classifier == 'lws':
             self.fc.requires_grad_(False)
@@ -204,6 +209,8 @@ class STGClsHead(LinearClsHead):
             token = self.generator.select_head_class(a, self.head_mask(), self.token_metric)
             mu, sigma = self.generator(a, token)
             strength = class_strength(self.class_counts).to(a.device)[y]
+            if not self.use_mean:
+                mu = torch.zeros_like(mu)
             new = stg_augment(a, mu.to(a), sigma.to(a), strength, self.lam, self.mix_threshold,
                               generator)
         elif self.augment == 'gaussian':
