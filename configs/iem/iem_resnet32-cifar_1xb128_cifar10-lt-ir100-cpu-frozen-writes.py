@@ -1,4 +1,5 @@
-# IEM + RSA, ResNet-32, CIFAR-10-LT IR100, CPU schedule -- open choice: writes stop after warm-up (the memory becomes a fixed set of slots
+# IEM + RSA, ResNet-32, CIFAR-10-LT IR100, CPU schedule --
+# open choice: writes stop after warm-up (the memory becomes a fixed set of slots
 # trained by the MSE loss), memory lr 1e-3.
 _base_ = ['./iem_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu.py']
 model = dict(head=dict(write_after_warmup=False, warmup_iters=500))

@@ -81,7 +81,8 @@ def test_without_attention_is_average_pooling():
     torch.testing.assert_close(gap, attended)
     boxes = region_boxes(3, 3)
     for i, (top, left, rh, rw) in enumerate(boxes.tolist()):
-        torch.testing.assert_close(regions[:, i], x[:, :, top:top + rh, left:left + rw].mean((2, 3)))
+        window = x[:, :, top:top + rh, left:left + rw]
+        torch.testing.assert_close(regions[:, i], window.mean((2, 3)))
 
 
 def test_clear_errors():

@@ -122,8 +122,9 @@ def read_benchmarks(args, memory, gen):
 
     with torch.no_grad():
         ref = memory.read(queries, classes)
-        torch.testing.assert_close(loop_addressed(), ref, rtol=1e-2, atol=1e-2)  # top-n boundary ties in fp32
-        torch.testing.assert_close(loop_all(), memory.read_all(queries), rtol=1e-2, atol=1e-2)  # top-n boundary ties in fp32
+        # loose: fp32 round-off can swap slots at the top-n boundary
+        torch.testing.assert_close(loop_addressed(), ref, rtol=1e-2, atol=1e-2)
+        torch.testing.assert_close(loop_all(), memory.read_all(queries), rtol=1e-2, atol=1e-2)
     result = dict(queries=num_q, batched_addressed_s=timed(batched_addressed),
                   loop_addressed_s=timed(loop_addressed), batched_all_s=timed(batched_all),
                   loop_all_s=timed(loop_all))
@@ -157,7 +158,7 @@ def read_benchmarks(args, memory, gen):
                     out[:, c] = (s * vals_np[c][idx]).sum(1) / s.sum(1)
                 return out
 
-            np.testing.assert_allclose(faiss_addressed(), ref.numpy(), rtol=1e-2, atol=1e-2)  # top-n boundary ties in fp32
+            np.testing.assert_allclose(faiss_addressed(), ref.numpy(), rtol=1e-2, atol=1e-2)
             result.update(faiss=faiss.__version__, faiss_addressed_s=timed(faiss_addressed),
                           faiss_all_s=timed(faiss_all))
         except ImportError:
@@ -246,12 +247,14 @@ def main():
             infer[name] = args.infer_batches * args.batch_size / (time.perf_counter() - t0)
         model.train()
 
-    neck = iem.neck
-    regions = neck.num_regions(args.img_size // 4, args.img_size // 4)
+    with torch.no_grad():
+        fmap = iem.backbone(x[:1])[-1]
+    regions = iem.neck.num_regions(*fmap.shape[2:])
     result = dict(
         model=args.model_name, batch_size=args.batch_size, img_size=args.img_size,
         num_classes=C, capacity=args.capacity, num_neighbors=args.num_neighbors,
-        regions_per_image=regions, local_regions=args.local_regions or regions, device=args.device, threads=args.threads,
+        regions_per_image=regions, local_regions=args.local_regions or regions,
+        device=args.device, threads=args.threads,
         steps_per_model=len(times['ce']), median_step_s=med,
         ratio_step_iem_over_ce=med['iem'] / med['ce'], target_step_ratio=1.5,
         inference_img_per_s=infer, ratio_inference_ce_over_iem=infer['ce'] / infer['iem'],
@@ -264,8 +267,8 @@ def main():
         print(f'{k:<6}{med[k]:>18.4f}{infer[k]:>20.1f}')
     print(f'step ratio IEM / CE = {result["ratio_step_iem_over_ce"]:.3f} (target <= 1.5); '
           f'inference slowdown CE / IEM = {result["ratio_inference_ce_over_iem"]:.2f}x; '
-          f'{args.local_regions or regions} of {regions} regions per image in the local memory, '
-          f'C={C}, capacity {args.capacity}')
+          f'{args.local_regions or regions} of {regions} regions per image in the local '
+          f'memory, C={C}, capacity {args.capacity}')
     print(f'memory bytes: {result["memory_bytes"] / 2**20:.1f} MiB '
           f'({result["memory_bytes_with_adam"] / 2**20:.1f} MiB with Adam moments)')
     reads = result['reads_local_memory']

@@ -79,12 +79,13 @@ class IEMMemoryHook(Hook):
                     adam_params.update(id(p) for p in group['params'])
         for head in heads:
             for name, mem in head.memories():
-                copies = 2 if id(mem.keys) in adam_params else 0
+                adam = ''
+                if id(mem.keys) in adam_params:
+                    adam = f', {mem.memory_bytes(2) / 2**20:.1f} MiB with Adam state'
                 runner.logger.info(
                     f'IEMMemoryHook: {name} {mem.num_classes} classes x {mem.capacity} slots '
-                    f'x {mem.dim} dims = {mem.memory_bytes() / 2**20:.1f} MiB'
-                    f'{f", {mem.memory_bytes(copies) / 2**20:.1f} MiB with Adam state" if copies else ""}'
-                    '; under DDP its dense gradient is all-reduced every step.')
+                    f'x {mem.dim} dims = {mem.memory_bytes() / 2**20:.1f} MiB{adam}; under '
+                    'DDP its dense gradient is all-reduced every step.')
 
     def after_train_iter(self, runner, batch_idx: int, data_batch: DATA_BATCH = None,
                          outputs: Optional[dict] = None) -> None:

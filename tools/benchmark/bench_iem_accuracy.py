@@ -1,0 +1,175 @@
+"""IEM + RSA vs the CE baseline with the 30-epoch CPU schedule (CIFAR-10-LT / FashionMNIST-LT).
+
+Protocol (issue "IEM + RSA", Benchmarks):
+
+1. The CE baseline (``configs/baselines/ce_resnet32-cifar_1xb128_<dataset>-cpu.py``): its
+   checkpoint is reused from ``--ce-checkpoint`` or ``work_dirs/bench_ce_<dataset>/epoch_30.pth``
+   (written by ``tools/benchmark/ce_crt.sh``) and only evaluated; trained here otherwise.
+2. IEM + RSA from scratch with the same schedule, under each reading in ``--variants``:
+   ``paper`` is ``configs/iem/iem_resnet32-cifar_1xb128_<dataset>-cpu.py``; the others are
+   the Table 5 ablations and the open choices of the paper (``VARIANTS`` below, cfg
+   overrides on top of it).
+3. Every run is evaluated on the balanced validation split and on the test split (overall /
+   many / medium / few top-1 from ``ShotAccuracy``). The reading to report is chosen on
+   validation overall top-1; its test numbers and CE's are the result.
+
+Prints a table and writes ``<work-dir>/bench_iem_accuracy_<dataset>.json``. Long: each run
+is 30 epochs on one core. ``--quick`` runs 1 epoch on 512 images per split (plumbing check).
+
+    OMP_NUM_THREADS=1 taskset -c 0 python tools/benchmark/bench_iem_accuracy.py \\
+        --dataset cifar10-lt-ir100 --data-root ../shared/data/cifar-10-batches-py
+"""
+import argparse
+import copy
+import json
+import os
+import os.path as osp
+import time
+from typing import Dict, Optional
+
+# cfg overrides (mmengine dotted keys) on top of the IEM CPU config of the dataset.
+_MEMORY_LR_1E3 = {'optim_wrapper.paramwise_cfg.custom_keys': {
+    'head.global_memory': dict(adam=True, lr_mult=1e-2, decay_mult=0.0),
+    'head.local_memory': dict(adam=True, lr_mult=1e-2, decay_mult=0.0)}}
+VARIANTS: Dict[str, dict] = {
+    'paper': {},
+    # Table 5 ablations
+    'no-rsa': {'model.neck.attention': False, 'model.head.local_regions': None},
+    'no-local': {'model.head.use_local_memory': False},
+    'no-global': {'model.head.use_global_memory': False},
+    # open choices of the paper
+    'memlr1e-3': dict(_MEMORY_LR_1E3),
+    'frozen-writes': dict(_MEMORY_LR_1E3, **{'model.head.write_after_warmup': False,
+                                             'model.head.warmup_iters': 500}),
+    'e2e': {'model.head.memory_loss_to_backbone': True},
+    'logit-values': {'model.head.warmup_value': 'logit'},
+    'region-max': {'model.head.region_reduce': 'max'},
+    'classifier-heavy': {'model.head.inference_weights': dict(
+        classifier=0.8, global_memory=0.1, local_memory=0.1)},
+}
+DEFAULT_VARIANTS = ('paper', 'memlr1e-3', 'no-rsa', 'no-local', 'no-global')
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--dataset', default='cifar10-lt-ir100',
+                   choices=['cifar10-lt-ir100', 'fashion-mnist-lt-ir100'])
+    p.add_argument('--data-root', required=True)
+    p.add_argument('--ce-checkpoint', default=None)
+    p.add_argument('--variants', nargs='+', default=list(DEFAULT_VARIANTS),
+                   help=f'subset of {list(VARIANTS)}')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--num-workers', type=int, default=0)
+    p.add_argument('--work-dir', default='work_dirs/bench_iem_accuracy')
+    p.add_argument('--quick', action='store_true', help='1 epoch, 512 images: smoke test')
+    return p.parse_args()
+
+
+def _opts(args, cfg) -> dict:
+    opts = {}
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts[f'{loader}.dataset.data_root'] = args.data_root
+        opts[f'{loader}.num_workers'] = args.num_workers
+        opts[f'{loader}.persistent_workers'] = False
+        if args.dataset.startswith('cifar'):
+            opts[f'{loader}.dataset.verify_md5'] = False
+    if args.quick:
+        import numpy as np
+        from mmengine.registry import init_default_scope
+        from mmpretrain.registry import DATASETS
+        init_default_scope('mmpretrain')
+        opts['train_cfg.max_epochs'] = 1
+        opts['train_cfg.val_interval'] = 1
+        opts['param_scheduler'] = [dict(type='ConstantLR', factor=1.0, by_epoch=True,
+                                        begin=0, end=1)]
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            ds_cfg = copy.deepcopy(cfg[loader]['dataset'])
+            ds_cfg.update(data_root=args.data_root, pipeline=[])
+            if args.dataset.startswith('cifar'):
+                ds_cfg['verify_md5'] = False
+            n = len(DATASETS.build(ds_cfg))
+            opts[f'{loader}.dataset.indices'] = np.linspace(0, n - 1, min(n, 512)).astype(
+                int).tolist()
+        if 'model.head.warmup_iters' not in opts:
+            opts['model.head.warmup_iters'] = 2
+    return opts
+
+
+def _shot(metrics: dict) -> dict:
+    return {key.split('/')[-1]: float(value) for key, value in metrics.items()}
+
+
+def run(cfg_path: str, work_dir: str, name: str, overrides: dict, args,
+        checkpoint: Optional[str] = None) -> dict:
+    """Train (or, with ``checkpoint``, only load) one config; evaluate on val and test."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(cfg_path)
+    opts = _opts(args, cfg)
+    opts.update(overrides)
+    opts.update({'randomness': dict(seed=args.seed, deterministic=False),
+                 'work_dir': work_dir, 'experiment_name': name,
+                 'default_hooks.checkpoint': dict(type='CheckpointHook', interval=1000,
+                                                  save_last=True, max_keep_ckpts=1)})
+    if checkpoint:
+        opts['load_from'] = checkpoint
+    cfg.merge_from_dict(opts)
+    runner = Runner.from_cfg(cfg)
+    wall = 0.0
+    if not checkpoint:
+        t0 = time.perf_counter()
+        runner.train()
+        wall = time.perf_counter() - t0
+    val, test = runner.val(), runner.test()
+    return dict(name=name, wall_s=wall, val=_shot(val), test=_shot(test),
+                checkpoint=checkpoint or osp.join(work_dir,
+                                                  f'epoch_{cfg.train_cfg.max_epochs}.pth'))
+
+
+def main():
+    args = parse_args()
+    import lt_plugins  # noqa: F401  (registration, compat fixes)
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f'unknown variants {unknown}; choose from {list(VARIANTS)}')
+    ds = args.dataset
+    root = osp.join(args.work_dir, ds)
+    ce_cfg = f'configs/baselines/ce_resnet32-cifar_1xb128_{ds}-cpu.py'
+    iem_cfg = f'configs/iem/iem_resnet32-cifar_1xb128_{ds}-cpu.py'
+    results = dict(dataset=ds, quick=args.quick, seed=args.seed, runs={})
+
+    ce_ckpt = args.ce_checkpoint or f'work_dirs/bench_ce_{ds}/epoch_30.pth'
+    reuse = not args.quick and osp.isfile(ce_ckpt)
+    results['runs']['ce'] = run(ce_cfg, osp.join(root, 'ce'), f'{ds}-ce', {}, args,
+                                ce_ckpt if reuse else None)
+    for variant in args.variants:
+        results['runs'][variant] = run(iem_cfg, osp.join(root, variant), f'{ds}-iem-{variant}',
+                                       VARIANTS[variant], args)
+
+    iem_runs = {k: v for k, v in results['runs'].items() if k != 'ce'}
+    chosen = max(iem_runs, key=lambda k: iem_runs[k]['val'].get('top1', float('-inf')))
+    results['chosen_on_val'] = chosen
+    keys = ('top1', 'many', 'medium', 'few')
+
+    def fmt(split: dict) -> str:
+        return ''.join(f'{split.get(k, float("nan")):>9.2f}' for k in keys)
+
+    print(f'{ds}: top-1 (%) on val | test; the IEM reading is chosen on val overall')
+    print(f'{"run":<22}' + ''.join(f'{k:>9}' for k in keys) + ' |' +
+          ''.join(f'{k:>9}' for k in keys) + f'{"train s":>10}')
+    for key, r in results['runs'].items():
+        mark = ' *' if key == chosen else ''
+        print(f'{(key + mark):<22}{fmt(r["val"])} |{fmt(r["test"])}{r["wall_s"]:>10.0f}')
+    delta = (results['runs'][chosen]['test'].get('top1', float('nan')) -
+             results['runs']['ce']['test'].get('top1', float('nan')))
+    results['test_top1_gain_over_ce'] = delta
+    print(f'IEM ({chosen}) - CE on test overall: {delta:+.2f} points')
+    os.makedirs(args.work_dir, exist_ok=True)
+    out = osp.join(args.work_dir, f'bench_iem_accuracy_{ds}.json')
+    with open(out, 'w') as f:
+        json.dump(results, f, indent=2)
+    print(f'wrote {out}')
+
+
+if __name__ == '__main__':
+    main()
