@@ -23,6 +23,7 @@ core; ``--quick`` runs 1 epoch on 512 images per split as a smoke test of the pl
         --dataset cifar10-lt-ir100 --data-root ../shared/data/cifar-10-batches-py
 """
 import argparse
+import copy
 import json
 import os
 import os.path as osp
@@ -95,8 +96,6 @@ def _data_opts(args) -> dict:
         opts[f'{loader}.persistent_workers'] = False
         if args.dataset.startswith('cifar'):
             opts[f'{loader}.dataset.verify_md5'] = False
-        if args.quick:
-            opts[f'{loader}.dataset.indices'] = 512
     if args.quick:
         opts['train_cfg.max_epochs'] = 1
         opts['train_cfg.val_interval'] = 1
@@ -116,6 +115,19 @@ def run(cfg_path: str, work_dir: str, name: str, overrides: dict, args,
     if opts.get('model.head.memory.size') == 'x50C':
         opts['model.head.memory.size'] = 50 * num_classes
     opts.update(_data_opts(args))
+    if args.quick:  # 512 images spread over the whole (class-sorted) split
+        import numpy as np
+        from mmengine.registry import init_default_scope
+        from mmpretrain.registry import DATASETS
+        init_default_scope('mmpretrain')
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            ds_cfg = copy.deepcopy(cfg[loader]['dataset'])
+            ds_cfg.update(data_root=args.data_root, pipeline=[])
+            if args.dataset.startswith('cifar'):
+                ds_cfg['verify_md5'] = False
+            n = len(DATASETS.build(ds_cfg))
+            opts[f'{loader}.dataset.indices'] = np.linspace(0, n - 1, min(n, 512)).astype(
+                int).tolist()
     if args.quick and 'param_scheduler' in overrides:
         opts['param_scheduler'] = _data_opts(args)['param_scheduler']
     opts['randomness'] = dict(seed=seed, deterministic=False)

@@ -11,7 +11,6 @@ both equally; the ratio of the median step times is reported. Run pinned for a s
 Prints a table and writes ``<work-dir>/bench_mbj_overhead.json``.
 """
 import argparse
-import copy
 import json
 import os
 import os.path as osp
@@ -32,6 +31,7 @@ def parse_args():
     p.add_argument('--rounds', type=int, default=8)
     p.add_argument('--steps-per-round', type=int, default=3)
     p.add_argument('--warmup', type=int, default=3)
+    p.add_argument('--head-reps', type=int, default=200)
     p.add_argument('--variant', default='F', help="MBJClsHead variant ('F', 'W', ...)")
     p.add_argument('--device', default='cpu')
     p.add_argument('--threads', type=int, default=1)
@@ -105,13 +105,31 @@ def main():
                 times[name].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med['mbj'] / med['ce']
+
+    # Head-only cost (loss forward + backward on fixed features), interleaved: the absolute
+    # extra time of MBJ per step, insensitive to machine-load drift of whole steps.
+    feats = models['ce'].extract_feat(x)[-1].detach()
+    head_times = dict(ce=[], mbj=[])
+    for r in range(args.head_reps):
+        for name in (('ce', 'mbj') if r % 2 == 0 else ('mbj', 'ce')):
+            f = feats.clone().requires_grad_(True)
+            t0 = time.perf_counter()
+            losses = models[name].head.loss((f, ), samples)
+            sum(losses.values()).backward()
+            if device.type == 'cuda':
+                torch.cuda.synchronize()
+            head_times[name].append(time.perf_counter() - t0)
+    head_med = {k: statistics.median(v) for k, v in head_times.items()}
+    extra = head_med['mbj'] - head_med['ce']
     result = dict(
         model=args.model_name, batch_size=args.batch_size, img_size=args.img_size,
         num_classes=C, variant=args.variant, device=args.device, threads=args.threads,
         memory_size=None if bank is None else bank.size,
         steps_per_model=len(times['ce']), median_step_s=med,
         mean_step_s={k: statistics.mean(v) for k, v in times.items()},
-        ratio_mbj_over_ce=ratio, target=1.05, machine=platform.processor() or platform.machine(),
+        ratio_mbj_over_ce=ratio, target=1.05,
+        head_only_median_s=head_med, head_extra_s=extra,
+        ratio_from_head_extra=(med['ce'] + extra) / med['ce'], machine=platform.processor() or platform.machine(),
         torch=torch.__version__)
     print(f'{"head":<6}{"median step (s)":>18}{"mean step (s)":>16}')
     for k in ('ce', 'mbj'):
@@ -119,6 +137,9 @@ def main():
     print(f'ratio MBJ / CE = {ratio:.4f} (target <= 1.05), {len(times["ce"])} steps each, '
           f'{args.model_name}, batch {args.batch_size}, {args.img_size}x{args.img_size}, '
           f'{args.device}, {args.threads} thread(s)')
+    print(f'head only: CE {head_med["ce"] * 1e3:.3f} ms, MBJ {head_med["mbj"] * 1e3:.3f} ms '
+          f'-> extra {extra * 1e3:.3f} ms per step = ratio '
+          f'{result["ratio_from_head_extra"]:.4f} of the CE step')
     os.makedirs(args.work_dir, exist_ok=True)
     out = osp.join(args.work_dir, 'bench_mbj_overhead.json')
     with open(out, 'w') as f:
