@@ -85,3 +85,52 @@ def test_ddp_gathers_full_query_and_gallery():
     outs = run_distributed(_dist_eval, world_size=2)
     for out in outs:
         assert out['reid/mAP'] == pytest.approx(75.0) and out['reid/rank1'] == pytest.approx(50.0)
+
+
+def test_runner_val_on_market_layout(tmp_path):
+    """ReIDDataset(split='test') -> PackInputs meta keys -> MBJMetricHead.predict -> ReIDMetric."""
+    import torch.nn as nn
+    from mmengine.runner import Runner
+    from mmpretrain.registry import MODELS
+    from PIL import Image
+
+    @MODELS.register_module(force=True)
+    class _ReIDTinyNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            return (self.conv(x), )
+
+    rng = np.random.RandomState(0)
+    layout = {'bounding_box_train': ['0001_c1s1_000001_00.jpg', '0002_c2s1_000002_00.jpg'],
+              'query': ['0001_c1s1_000003_00.jpg', '0002_c1s1_000004_00.jpg',
+                        '0005_c2s1_000005_00.jpg'],
+              'bounding_box_test': ['0001_c2s1_000006_00.jpg', '0001_c1s1_000007_00.jpg',
+                                    '0002_c2s1_000008_00.jpg', '0000_c1s1_000009_00.jpg',
+                                    '-1_c1s1_000010_00.jpg']}
+    for sub, names in layout.items():
+        (tmp_path / sub).mkdir()
+        for n in names:
+            img = rng.randint(0, 255, (16, 8, 3), dtype=np.uint8)
+            Image.fromarray(img).save(tmp_path / sub / n)
+    meta_keys = ('sample_idx', 'img_path', 'pid', 'camid', 'is_query')
+    runner = Runner(
+        model=dict(type='ImageClassifier', backbone=dict(type='_ReIDTinyNet'),
+                   neck=dict(type='GlobalAveragePooling'),
+                   head=dict(type='MBJMetricHead', num_classes=2, in_channels=4,
+                             memory_enabled=False),
+                   data_preprocessor=dict(type='ClsDataPreprocessor')),
+        work_dir=str(tmp_path / 'work'), experiment_name='reid_val',
+        val_dataloader=dict(
+            batch_size=2, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
+            dataset=dict(type='ReIDDataset', data_root=str(tmp_path), split='test',
+                         pipeline=[dict(type='LoadImageFromFile'),
+                                   dict(type='PackInputs', meta_keys=meta_keys)])),
+        val_cfg=dict(), val_evaluator=dict(type='ReIDMetric'),
+        default_scope='mmpretrain', log_level='WARNING')
+    out = runner.val()
+    # id 1 has a cross-camera match, id 2 too; id 5 has none -> 2 valid queries, junk dropped
+    assert out['reid/num_valid_queries'] == 2
+    assert 0 <= out['reid/mAP'] <= 100 and out['reid/rank10'] == 100.0
