@@ -1,6 +1,8 @@
 """Fixes applied by ``import lt_plugins`` (lt_plugins.compat), each scoped to where it breaks."""
 import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +16,38 @@ from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 import lt_plugins  # noqa: F401  (applies the fixes)
 from lt_plugins.engine.hooks import ClassCountsHook
 from tests.dist_utils import free_port
+
+
+# -- 0. custom_imports alone applies every fix (MMPretrain's own tools/train.py) ----------------
+FRESH_PROCESS_CHECK = """
+import os, sys
+from mmengine.config import Config
+assert 'lt_plugins' not in sys.modules
+cfg = Config.fromfile(sys.argv[1])  # imports custom_imports, as MMPretrain's tools do
+assert 'lt_plugins' in sys.modules
+import torch
+import mmengine.dist.utils as dist_utils
+from mmengine.runner import CheckpointLoader, Runner
+from mmpretrain.evaluation.metrics import retrieval
+from lt_plugins.compat import load_trusted_local_checkpoint
+assert CheckpointLoader._get_checkpoint_loader('/x/epoch_1.pth') is load_trusted_local_checkpoint
+assert Runner.build_dataloader._lt_plugins_patched
+assert Runner.register_hooks._lt_plugins_patched
+assert dist_utils._init_dist_pytorch._lt_plugins_patched
+assert hasattr(retrieval.np, 'in1d')
+assert 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD' not in os.environ
+print('FIXES-OK')
+"""
+
+
+def test_custom_imports_alone_applies_fixes():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config = os.path.join(root, 'configs', 'baselines', 'ce_resnet32-cifar_1xb32_digits-lt.py')
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=root)
+    out = subprocess.run([sys.executable, '-c', FRESH_PROCESS_CHECK, config], env=env,
+                         cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert 'FIXES-OK' in out.stdout
 
 
 # -- 1. checkpoints with non-tensor objects -------------------------------------------------
@@ -56,16 +90,17 @@ def test_checkpoint_loader_missing_file(tmp_path):
 
 
 # -- 3. num_workers=0 with persistent_workers=True ---------------------------------------------
-def test_build_dataloader_num_workers_zero_persistent():
-    cfg = dict(dataset=list(range(10)), batch_size=4, num_workers=0, persistent_workers=True,
-               sampler=dict(type='DefaultSampler', shuffle=False))
+@pytest.mark.parametrize('cfg_type', [dict, ConfigDict])
+def test_build_dataloader_num_workers_zero_persistent(cfg_type):
+    cfg = cfg_type(dataset=list(range(10)), batch_size=4, num_workers=0,
+                   persistent_workers=True, sampler=dict(type='DefaultSampler', shuffle=False))
     loader = Runner.build_dataloader(cfg, seed=0)
     assert loader.num_workers == 0 and not loader.persistent_workers
     assert [list(b) for b in loader] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert cfg['persistent_workers'] is True  # the caller's config is left as it was
     # without the fix PyTorch refuses this config
     with pytest.raises(ValueError, match='persistent_workers'):
-        Runner.build_dataloader.__wrapped__(dict(cfg), seed=0)
+        Runner.build_dataloader.__wrapped__(cfg_type(cfg), seed=0)
 
 
 # -- 2. distributed launch without CUDA -------------------------------------------------------

@@ -131,6 +131,7 @@ def _short_cfg(work_dir):
     cfg.train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)
     cfg.param_scheduler = []
     cfg.train_dataloader.batch_size = 96
+    cfg.train_dataloader.persistent_workers = True  # as MMPretrain's tools/train.py sets it
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=50)
     cfg.default_hooks.pop('visualization', None)
@@ -168,10 +169,8 @@ def test_runner_train_then_test_from_checkpoint(tmp_path):
     ckpt['meta']['lt_class_counts'] = stored
     test_ckpt = str(tmp_path / 'edited.pth')
     torch.save(ckpt, test_ckpt)
+    # As tools/test.py: the full config, Runner.test() builds only the test loop.
     test_cfg = _short_cfg(tmp_path / 'test')
-    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler',
-                'val_dataloader', 'val_cfg', 'val_evaluator'):
-        test_cfg[key] = None
     test_cfg.load_from = test_ckpt
     test_cfg.custom_hooks = []  # the import adds the hook
     tester = Runner.from_cfg(test_cfg)
