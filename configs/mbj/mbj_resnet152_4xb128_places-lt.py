@@ -1,4 +1,5 @@
-# MBJ-F on Places-LT, ImageNet-pretrained ResNet-152 (timm `resnet152`, pretrained=True: offline, add pretrained_cfg_overlay=dict(file=...) to the backbone), single run: 30 epochs of CE
+# MBJ-F on Places-LT, ImageNet-pretrained ResNet-152 (timm `resnet152`, pretrained=True: offline,
+# add pretrained_cfg_overlay=dict(file=...) to the backbone), single run: 30 epochs of CE
 # (cosine decay to lr 0.001), then MBJMemorySwitchHook turns the feature memory on
 # for 10 epochs at that lr (Algorithm 1: convergence, then memory at a small LR).
 # Memory 5 * C = 1825 slots, beta 1.5, eta 15. Another timm backbone: change `model_name`

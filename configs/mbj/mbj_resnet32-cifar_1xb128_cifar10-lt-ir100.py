@@ -1,6 +1,8 @@
-# MBJ-F (Liu et al. 2021, Algorithm 1), ResNet-32, CIFAR-10-LT IR100, paper schedule (after the 200-epoch CE run).
+# MBJ-F (Liu et al. 2021, Algorithm 1), ResNet-32, CIFAR-10-LT IR100, paper schedule (after the
+# 200-epoch CE run).
 # Phase 2 of the two-phase recipe: load the converged CE model of
-# `configs/baselines/ce_resnet32-cifar_1xb128_cifar10-lt-ir100.py` and fine-tune with the feature memory at a small LR
+# `configs/baselines/ce_resnet32-cifar_1xb128_cifar10-lt-ir100.py` and fine-tune with the feature
+# memory at a small LR
 # (lr 0.01, 30 epochs: the paper only says "a small value"; our choice).
 # Memory: 5 * C slots, admission (N_min / N_c)^1.5 (Eq. 1 normalised by its max), eta = 15.
 # Switches for the calibration study: memory.beta, memory.size / memory.per_class_slots,

@@ -1,4 +1,5 @@
-# MBJ-F on ImageNet-LT, ResNeXt-50 32x4d from scratch (timm `resnext50_32x4d`), single run: 90 epochs of CE
+# MBJ-F on ImageNet-LT, ResNeXt-50 32x4d from scratch (timm `resnext50_32x4d`), single run: 90
+# epochs of CE
 # (cosine decay to lr 0.002), then MBJMemorySwitchHook turns the feature memory on
 # for 10 epochs at that lr (Algorithm 1: convergence, then memory at a small LR).
 # Memory 5 * C = 5000 slots, beta 1.5, eta 15. Another timm backbone: change `model_name`

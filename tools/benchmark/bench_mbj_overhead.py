@@ -129,7 +129,8 @@ def main():
         mean_step_s={k: statistics.mean(v) for k, v in times.items()},
         ratio_mbj_over_ce=ratio, target=1.05,
         head_only_median_s=head_med, head_extra_s=extra,
-        ratio_from_head_extra=(med['ce'] + extra) / med['ce'], machine=platform.processor() or platform.machine(),
+        ratio_from_head_extra=(med['ce'] + extra) / med['ce'],
+        machine=platform.processor() or platform.machine(),
         torch=torch.__version__)
     print(f'{"head":<6}{"median step (s)":>18}{"mean step (s)":>16}')
     for k in ('ce', 'mbj'):

@@ -1,4 +1,5 @@
-# ImageNet-LT (Liu et al. 2019) from the standard list files (ImageNet_LT_{train,val,test}.txt) under `data_root`,
+# ImageNet-LT (Liu et al. 2019) from the standard list files (ImageNet_LT_{train,val,test}.txt)
+# under `data_root`,
 # 224x224, ImageNet normalisation. Model selection on the val list; test only for reporting.
 dataset_type = 'ImageNetLT'
 data_root = 'data/imagenet'

@@ -1,4 +1,5 @@
-# iNaturalist 2018 (official train/val lists) from the standard list files (iNaturalist18_{train,val}.txt) under `data_root`,
+# iNaturalist 2018 (official train/val lists) from the standard list files
+# (iNaturalist18_{train,val}.txt) under `data_root`,
 # 224x224, ImageNet normalisation. Model selection on the val list; test only for reporting.
 dataset_type = 'INaturalist2018'
 data_root = 'data/inat2018'

@@ -1,4 +1,5 @@
-# Places-LT (Liu et al. 2019) from the standard list files (Places_LT_{train,val,test}.txt) under `data_root`,
+# Places-LT (Liu et al. 2019) from the standard list files (Places_LT_{train,val,test}.txt) under
+# `data_root`,
 # 224x224, ImageNet normalisation. Model selection on the val list; test only for reporting.
 dataset_type = 'PlacesLT'
 data_root = 'data/places365'
