@@ -171,8 +171,9 @@ class STGGeneratorHead(LinearClsHead):
         gt_mu, gt_sigma = self.smoother(idx, gt_mu, gt_sigma, valid)
         if a.shape[0] >= 2:
             pred_mu, pred_sigma = self.generator(a, y)
-            l_mu, l_sigma = regression_loss(pred_mu, pred_sigma, gt_mu.to(pred_mu),
-                                            gt_sigma.to(pred_mu), self.loss_type)
+            # the regression runs in float32 (squared statistics overflow fp16 under AMP)
+            l_mu, l_sigma = regression_loss(pred_mu.float(), pred_sigma.float(), gt_mu.float(),
+                                            gt_sigma.float(), self.loss_type)
             w = valid.to(l_mu.dtype)
             n = w.sum().clamp_min(1.0)
             loss_mu = (l_mu * w).sum() / n
