@@ -118,6 +118,20 @@ def test_cls_head_loss_is_batch_plus_eta_memory(classifier):
     assert int(head.memory.step) == 3 and head.memory.fill_ratio() > 0
 
 
+@pytest.mark.parametrize('reduction', ['capacity', 'batch'])
+def test_cls_head_memory_reduction(reduction):
+    torch.manual_seed(7)
+    head = _head(memory_reduction=reduction)
+    x = torch.randn(16, 6)
+    y = torch.tensor([3, 2] * 8)
+    losses = head.loss((x, ), _samples(y))
+    mem_x, mem_y = head.memory.get()
+    assert 0 < mem_y.numel() < head.memory.size  # partly filled
+    total = F.cross_entropy(head.classify(mem_x), mem_y, reduction='sum')
+    denom = head.memory.size if reduction == 'capacity' else 16
+    torch.testing.assert_close(losses['loss_memory'], 15.0 * total / denom)
+
+
 def test_cls_head_empty_memory_and_switch_off():
     head = _head(memory=dict(type='RebalancedFIFOMemory', beta=1.5,
                              class_counts=[10**6, 10**6, 10**6, 1]))

@@ -52,6 +52,15 @@ READINGS: Dict[str, dict] = {
                      'model.head.memory.beta': 1.0},
     'frozen-paper': {'model.type': 'DecoupledClassifier', 'model.reinit_head': False},
     'cosine-beta1': {'model.head.classifier': 'cosine', 'model.head.memory.beta': 1.0},
+    # what L_memory is averaged over: memory capacity (no amplification of a fresh memory)
+    # or the batch size (each memorised feature weighs eta batch samples)
+    'beta1-capacity': {'model.head.memory.beta': 1.0, 'model.head.memory_reduction': 'capacity'},
+    'paper-batchred': {'model.head.memory_reduction': 'batch'},
+    # memory-phase LR / length (the CE control stays at lr 0.01 for 10 epochs: compare with care)
+    'beta1-lr0.001': {'model.head.memory.beta': 1.0, 'optim_wrapper.optimizer.lr': 0.001},
+    'beta1-20ep': {'model.head.memory.beta': 1.0, 'train_cfg.max_epochs': 20,
+                   'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=True,
+                                            begin=0, end=20)]},
     # MBJ, then cRT (frozen backbone, re-initialised classifier, class-balanced sampling)
     'paper+crt': {'__then_crt__': True},
     'beta1+crt': {'model.head.memory.beta': 1.0, '__then_crt__': True},

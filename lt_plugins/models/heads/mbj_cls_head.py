@@ -12,6 +12,7 @@ from mmpretrain.structures import DataSample
 from lt_plugins.memory.rebalanced_fifo import counter_generator
 
 VARIANTS = ('F', 'W', 'WF', 'FR', 'FR+RJ')
+MEMORY_REDUCTIONS = ('mean', 'capacity', 'batch')
 _NEG = -1e9
 
 
@@ -27,7 +28,8 @@ def multi_prototype_logits(sim: torch.Tensor, proto_labels: torch.Tensor,
     idx = proto_labels.view(1, -1).expand(B, -1)
     cmax = sim.new_full((B, num_classes), _NEG).scatter_reduce(
         1, idx, sim, reduce='amax', include_self=True).detach()
-    summed = sim.new_zeros((B, num_classes)).scatter_add(1, idx, torch.exp(sim - cmax.gather(1, idx)))
+    weights = torch.exp(sim - cmax.gather(1, idx))
+    summed = sim.new_zeros((B, num_classes)).scatter_add(1, idx, weights)
     present = torch.bincount(proto_labels, minlength=num_classes) > 0
     logits = torch.where(present.view(1, -1), torch.log(summed.clamp_min(1e-30)) + cmax,
                          sim.new_full((), _NEG))
@@ -60,6 +62,12 @@ class MBJClsHead(ClsHead):
     * ``'FR+RJ'``: FR plus Gaussian jitter ``rj_std * ||f|| / sqrt(d) * N(0, I)`` on the
       memorised features (randomness keyed by the memory's seed and step).
 
+    ``memory_reduction`` sets what the summed memory CE is divided by: ``'mean'`` (default, the
+    paper's "cross-entropy loss" over the memorised features: the number of valid entries),
+    ``'capacity'`` (the memory size: a partly filled memory weighs proportionally less, so
+    the first few entries of a fresh memory are not amplified by ``eta``), or ``'batch'`` (the
+    batch size: each memorised feature weighs ``eta`` batch samples).
+
     The memory term is switched by ``memory_enabled`` (set by ``MBJMemorySwitchHook`` for the
     single-run schedule; two-phase use loads a CE checkpoint and leaves it True). While off,
     the head is a plain CE head and the memory is not written.
@@ -76,6 +84,7 @@ class MBJClsHead(ClsHead):
         variant (str): one of ``'F', 'W', 'WF', 'FR', 'FR+RJ'``. Defaults to ``'F'``.
         memory_enabled (bool): initial state of the memory term. Defaults to True.
         rj_std (float): relative std of the FR+RJ jitter. Defaults to 0.1.
+        memory_reduction (str): ``'mean'``, ``'capacity'`` or ``'batch'`` (see above).
         loss (dict): batch loss. Defaults to CE.
         topk, cal_acc, init_cfg: as in :class:`mmpretrain.models.heads.ClsHead`.
     """
@@ -90,6 +99,7 @@ class MBJClsHead(ClsHead):
                  variant: str = 'F',
                  memory_enabled: bool = True,
                  rj_std: float = 0.1,
+                 memory_reduction: str = 'mean',
                  loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
                  topk: Union[int, Tuple[int]] = (1, ),
                  cal_acc: bool = False,
@@ -102,6 +112,10 @@ class MBJClsHead(ClsHead):
                              '\'cosine\'.')
         if variant not in VARIANTS:
             raise ValueError(f'MBJClsHead: variant={variant!r}, choose one of {VARIANTS}.')
+        if memory_reduction not in MEMORY_REDUCTIONS:
+            raise ValueError(f'MBJClsHead: memory_reduction={memory_reduction!r}, choose one '
+                             f'of {MEMORY_REDUCTIONS}.')
+        self.memory_reduction = memory_reduction
         self.num_classes = int(num_classes)
         self.in_channels = int(in_channels)
         self.classifier = classifier
@@ -195,7 +209,9 @@ class MBJClsHead(ClsHead):
             scale = mem_x.norm(dim=1, keepdim=True) / mem_x.shape[1] ** 0.5
             mem_x = mem_x + self.rj_std * scale * noise
         mem_x = mem_x.to(x.dtype)
-        return F.cross_entropy(self.classify(mem_x).float(), mem_y)
+        total = F.cross_entropy(self.classify(mem_x).float(), mem_y, reduction='sum')
+        denom = dict(mean=mem_y.numel(), capacity=bank.size, batch=x.shape[0])
+        return total / denom[self.memory_reduction]
 
     def _weight_memory_loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         bank = self.weight_memory
