@@ -71,7 +71,7 @@ def check_versions() -> None:
 
 
 # -- 1. trusted checkpoint loading ---------------------------------------------
-def load_trusted_local_checkpoint(filename: str, map_location: Optional[Any] = None):
+def load_from_local_trusted(filename: str, map_location: Optional[Any] = None):
     """mmengine's local-file checkpoint loader with ``weights_only=False``.
 
     mmengine checkpoints hold more than tensors (message hub, numpy arrays, configs), which
@@ -86,7 +86,7 @@ def load_trusted_local_checkpoint(filename: str, map_location: Optional[Any] = N
 def _patch_checkpoint_loader() -> None:
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(
-        prefixes='', loader=load_trusted_local_checkpoint, force=True)
+        prefixes='', loader=load_from_local_trusted, force=True)
 
 
 # -- 2. DDP without CUDA ---------------------------------------------------------
