@@ -15,8 +15,15 @@ Protocol (issue "MBJ", Benchmarks + Calibration):
    Where the validation gap between the chosen reading and the control is under
    ``--seed-gap`` (2 points), both are re-run with two more seeds and reported as mean/std.
 
+``--probe``: a fast frozen-backbone calibration instead. Features of the CE checkpoint are
+extracted once (no augmentation), then the head alone is fine-tuned on the cached features
+for each reading (``PROBE_READINGS``), the CE control and cRT, in seconds each. It measures
+the re-balancing side of each reading only (no feature jitter: a frozen backbone without
+augmentation gives every image one feature), to narrow down the readings worth a full run.
+
 Prints a table (overall / many / medium / few, wall time) and writes
-``<work-dir>/bench_mbj_accuracy_<dataset>.json``. Long: tens of minutes per run on one
+``<work-dir>/bench_mbj_accuracy_<dataset>.json`` (``..._probe.json`` with ``--probe``).
+Long: tens of minutes per run on one
 core; ``--quick`` runs 1 epoch on 512 images per split as a smoke test of the plumbing.
 
     OMP_NUM_THREADS=1 taskset -c 0 python tools/benchmark/bench_mbj_accuracy.py \
@@ -80,6 +87,145 @@ CRT_OVERRIDES = {
 }
 
 
+# Head-only readings for --probe: (head overrides, epochs, lr, reinit + class-balanced (cRT))
+PROBE_READINGS: Dict[str, dict] = {
+    'ce-ft': dict(head=dict(memory_enabled=False)),
+    'crt': dict(head=dict(memory_enabled=False), crt=True),
+    'paper': dict(head={}),
+    'paper-raw': dict(head=dict(memory=dict(admission='raw'))),
+    'beta1': dict(head=dict(memory=dict(beta=1.0))),
+    'beta0.5': dict(head=dict(memory=dict(beta=0.5))),
+    'beta1.5-eta1': dict(head=dict(eta=1.0)),
+    'beta1-eta1': dict(head=dict(eta=1.0, memory=dict(beta=1.0))),
+    'beta1-eta5': dict(head=dict(eta=5.0, memory=dict(beta=1.0))),
+    'perclass5': dict(head=dict(memory=dict(size=None, per_class_slots=5))),
+    'perclass5-beta1': dict(head=dict(memory=dict(size=None, per_class_slots=5, beta=1.0))),
+    'size50C-beta1': dict(head=dict(memory=dict(size='x50C', beta=1.0))),
+    'size50C-paper': dict(head=dict(memory=dict(size='x50C'))),
+    'paper-capacity': dict(head=dict(memory_reduction='capacity')),
+    'paper-batchred': dict(head=dict(memory_reduction='batch')),
+    'cosine-beta1': dict(head=dict(classifier='cosine', memory=dict(beta=1.0))),
+}
+
+
+def probe(args, ce_ckpt: str) -> dict:
+    """Frozen-backbone calibration on cached features (see module docstring)."""
+    import numpy as np
+    import torch
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+    from mmpretrain.registry import DATASETS, MODELS
+    from mmpretrain.structures import DataSample
+
+    from lt_plugins.datasets.class_counts import get_class_counts
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    cfg = Config.fromfile(f'configs/mbj/mbj_resnet32-cifar_1xb128_{args.dataset}-cpu.py')
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg['data_preprocessor'] = cfg.data_preprocessor
+    model = MODELS.build(model_cfg)
+    load_checkpoint(model, ce_ckpt, map_location='cpu', strict=False, logger='silent')
+    model.eval()
+    C = cfg.model.head.num_classes
+
+    t0 = time.perf_counter()
+    feats, labels, counts = {}, {}, None
+    for split in ('train', 'val', 'test'):
+        ds_cfg = copy.deepcopy(cfg.test_dataloader.dataset)
+        ds_cfg.update(split=split, data_root=args.data_root)
+        if args.dataset.startswith('cifar'):
+            ds_cfg['verify_md5'] = False
+        ds = DATASETS.build(ds_cfg)
+        if split == 'train':
+            counts = get_class_counts(ds)
+        idx = range(len(ds)) if not args.quick else np.linspace(0, len(ds) - 1, 512).astype(int)
+        out_f, out_y = [], []
+        batch = []
+        with torch.no_grad():
+            for n, i in enumerate(idx):
+                batch.append(ds[int(i)])
+                if len(batch) == 256 or n == len(idx) - 1:
+                    data = model.data_preprocessor(pseudo_collate(batch), False)
+                    out_f.append(model.extract_feat(data['inputs'])[-1])
+                    out_y.append(torch.cat([s.gt_label for s in data['data_samples']]))
+                    batch = []
+        feats[split], labels[split] = torch.cat(out_f), torch.cat(out_y)
+    extract_s = time.perf_counter() - t0
+    counts_t = torch.as_tensor(counts)
+    train_samples = [DataSample().set_gt_label(int(v)) for v in labels['train']]
+    many, few = counts_t > 100, counts_t < 20
+
+    def evaluate(head, split):
+        with torch.no_grad():
+            pred = head.classify(feats[split]).argmax(1)
+        y = labels[split]
+        per_class = torch.stack([(pred[y == c] == c).float().mean() if (y == c).any()
+                                 else torch.tensor(float('nan')) for c in range(C)])
+        res = dict(top1=float((pred == y).float().mean() * 100))
+        for name, mask in (('many', many), ('medium', ~many & ~few), ('few', few)):
+            if mask.any():
+                res[name] = float(torch.nanmean(per_class[mask]) * 100)
+        return res
+
+    def run_reading(name, spec, seed):
+        head_cfg = copy.deepcopy(cfg.model.head)
+        over = copy.deepcopy(spec['head'])
+        mem_over = over.pop('memory', {})
+        if mem_over.get('size') == 'x50C':
+            mem_over['size'] = 50 * C
+        head_cfg['memory'].update(mem_over)
+        head_cfg.update(over)
+        head_cfg['memory']['seed'] = seed
+        head = MODELS.build(head_cfg)
+        if not spec.get('crt'):  # start from the CE classifier (fc.* of the CE head)
+            fc = {k: v for k, v in model.head.state_dict().items() if k.startswith('fc.')}
+            if head.classifier == 'linear':
+                head.load_state_dict(fc, strict=False)
+            else:
+                head.weight.data.copy_(fc['fc.weight'])
+        head.set_class_counts(counts_t)
+        for m in head.modules():
+            if hasattr(m, 'set_class_counts') and m is not head:
+                m.set_class_counts(counts_t)
+        epochs = 10 if not args.quick else 1
+        lr = 0.1 if spec.get('crt') else 0.01
+        opt = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9, weight_decay=2e-4)
+        gen = torch.Generator().manual_seed(seed)
+        n = len(labels['train'])
+        steps = (n + 127) // 128
+        if spec.get('crt'):
+            w = (1.0 / counts_t.float())[labels['train']]
+        t1 = time.perf_counter()
+        for ep in range(epochs):
+            if spec.get('crt'):  # class-balanced sampling, cosine lr
+                order = torch.multinomial(w, n, replacement=True, generator=gen)
+            else:
+                order = torch.randperm(n, generator=gen)
+            for s in range(steps):
+                if spec.get('crt'):
+                    for g in opt.param_groups:
+                        frac = (ep * steps + s) / (epochs * steps)
+                        g['lr'] = 0.5 * lr * (1 + np.cos(np.pi * frac))
+                b = order[s * 128:(s + 1) * 128]
+                samples = [train_samples[int(i)] for i in b]
+                losses = head.loss((feats['train'][b], ), samples)
+                opt.zero_grad()
+                sum(losses.values()).backward()
+                opt.step()
+        return dict(name=name, seed=seed, wall_s=time.perf_counter() - t1,
+                    val=evaluate(head, 'val'), test=evaluate(head, 'test'))
+
+    runs = {}
+    for name in args.probe_readings:
+        for seed in args.probe_seeds:
+            runs.setdefault(name, []).append(run_reading(name, PROBE_READINGS[name], seed))
+    return dict(dataset=args.dataset, mode='probe (frozen backbone, cached features)',
+                ce_checkpoint=ce_ckpt, extract_s=extract_s, class_counts=counts.tolist(),
+                runs=runs)
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--dataset', default='cifar10-lt-ir100',
@@ -94,6 +240,10 @@ def parse_args():
     p.add_argument('--num-workers', type=int, default=0)
     p.add_argument('--work-dir', default='work_dirs/bench_mbj_accuracy')
     p.add_argument('--quick', action='store_true', help='1 epoch, 512 images: smoke test')
+    p.add_argument('--probe', action='store_true',
+                   help='frozen-backbone calibration on cached features (fast)')
+    p.add_argument('--probe-readings', nargs='+', default=list(PROBE_READINGS))
+    p.add_argument('--probe-seeds', type=int, nargs='+', default=[0, 1, 2])
     return p.parse_args()
 
 
@@ -189,6 +339,32 @@ def main():
     results: Dict[str, object] = dict(dataset=ds, quick=args.quick, runs={})
 
     ce_ckpt = args.ce_checkpoint or f'work_dirs/bench_ce_{ds}/epoch_30.pth'
+    if args.probe:
+        if not osp.isfile(ce_ckpt):
+            raise SystemExit(f'--probe needs a CE checkpoint: {ce_ckpt} not found '
+                             '(pass --ce-checkpoint).')
+        res = probe(args, ce_ckpt)
+        summary = {k: dict(val=_mean_std(v, 'val'), test=_mean_std(v, 'test'), seeds=len(v))
+                   for k, v in res['runs'].items()}
+        res['summary'] = summary
+        best = max((k for k in summary if k not in ('ce-ft', 'crt')),
+                   key=lambda k: summary[k]['val']['top1'])
+        res['chosen_on_val'] = best
+        print(f'\n{ds} probe (frozen backbone, cached features, {res["extract_s"]:.0f} s '
+              f'extraction); chosen on val: {best}')
+        print(f'{"reading":<18}{"seeds":>6}{"val top1":>10}{"test top1":>11}{"(std)":>7}'
+              f'{"many":>8}{"medium":>8}{"few":>8}')
+        for k, s in summary.items():
+            te = s['test']
+            print(f'{k:<18}{s["seeds"]:>6}{s["val"]["top1"]:>10.2f}{te["top1"]:>11.2f}'
+                  f'{te["top1_std"]:>7.2f}{te.get("many", float("nan")):>8.2f}'
+                  f'{te.get("medium", float("nan")):>8.2f}{te.get("few", float("nan")):>8.2f}')
+        os.makedirs(args.work_dir, exist_ok=True)
+        out = osp.join(args.work_dir, f'bench_mbj_accuracy_{ds}_probe.json')
+        with open(out, 'w') as f:
+            json.dump(res, f, indent=2)
+        print(f'wrote {out}')
+        return
     if args.quick or not osp.isfile(ce_ckpt):
         ce = run(ce_cfg, osp.join(root, 'ce'), f'{ds}-ce', {}, args, None)
         results['runs']['ce'] = [ce]
