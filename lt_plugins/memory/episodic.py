@@ -27,15 +27,15 @@ def squared_distances(queries: torch.Tensor, keys: torch.Tensor,
                       invalid: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Batched ``||q - k||^2`` as ``(G, R, S)`` from queries ``(G, R, D)`` and keys ``(G, S, D)``.
 
-    One ``baddbmm`` (``|q|^2 + |k|^2 - 2 q.k``), clamped at 0 against round-off. Slots where
+    One ``baddbmm`` (``|q|^2 + |k|^2 - 2 q.k``). Round-off can make it slightly negative;
+    callers clamp after their top-k (one pass over ``n``, not ``S``, entries). Slots where
     ``invalid`` (``(G, S)``) is True get ``inf`` (folded into ``|k|^2``: no extra pass).
     """
     qq = queries.pow(2).sum(-1, keepdim=True)
     kk = keys.pow(2).sum(-1)
     if invalid is not None:
         kk = kk.masked_fill(invalid, _INF)
-    return torch.baddbmm(qq + kk.unsqueeze(1), queries, keys.transpose(1, 2),
-                         alpha=-2).clamp_min(0)
+    return torch.baddbmm(qq + kk.unsqueeze(1), queries, keys.transpose(1, 2), alpha=-2)
 
 
 @MODELS.register_module()
@@ -160,7 +160,7 @@ class EpisodicMemory(nn.Module):
     def _aggregate(self, dist_top: torch.Tensor, val_top: torch.Tensor) -> torch.Tensor:
         """Eq. 1 over the last dim; ``inf`` distances are empty slots (weight 0)."""
         selected = torch.isfinite(dist_top)
-        safe = dist_top.masked_fill(~selected, 0.0)
+        safe = dist_top.masked_fill(~selected, 0.0).clamp_min(0.0)
         sim = (safe + self.delta).reciprocal() * selected
         num = (sim * val_top).sum(-1)
         den = sim.sum(-1)
@@ -182,26 +182,32 @@ class EpisodicMemory(nn.Module):
                            keys: torch.Tensor) -> Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]:
         """Distances of ``(G, R, D)`` query groups to their class's slots, one ``baddbmm``.
 
-        Groups are bucketed by class: the ``U`` distinct classes each get a zero-padded block
-        of ``m`` groups (``m`` = the largest number of groups of one class), so each class's
-        keys are read once (a GEMM) instead of being copied per group. Returns the padded
-        ``(U, m, R, S)`` distances (invalid slots ``inf``) and the index that picks each
-        group's ``(R, S)`` block back out, in the input order.
+        Groups are bucketed by class so that a class's keys are read once per bucket (a GEMM)
+        instead of being copied for every group: buckets hold up to ``w = ceil(G / U)``
+        groups of one class (``U`` distinct classes), zero-padded, so a skewed batch (e.g.
+        many hard negatives of one class) costs at most ``U`` extra buckets, never a
+        ``U x max_count`` block. Returns the ``(NB, w, R, S)`` distances (invalid slots
+        ``inf``, not clamped) and the index that picks each group's ``(R, S)`` block.
         """
         num_groups, per_group, dim = queries.shape
         uniq, inv = torch.unique(classes, return_inverse=True)
         counts = torch.bincount(inv, minlength=uniq.numel())
-        starts = torch.cumsum(counts, 0) - counts
+        width = max(1, -(-num_groups // max(1, uniq.numel())))
+        buckets = (counts + width - 1) // width
+        bucket_start = torch.cumsum(buckets, 0) - buckets
         order = torch.sort(inv, stable=True).indices
-        inv_sorted = inv[order]
-        pos = torch.empty_like(inv)
-        pos[order] = torch.arange(num_groups, device=inv.device) - starts[inv_sorted]
-        width = int(counts.max()) if num_groups else 0
-        padded = queries.new_zeros(uniq.numel(), width, per_group, dim).index_put(
-            (inv, pos), queries)
-        dists = squared_distances(padded.view(uniq.numel(), width * per_group, dim),
-                                  keys[uniq], ~self.valid[uniq])
-        return dists.view(uniq.numel(), width, per_group, -1), (inv, pos)
+        rank = torch.empty_like(inv)
+        rank[order] = (torch.arange(num_groups, device=inv.device)
+                       - (torch.cumsum(counts, 0) - counts)[inv[order]])
+        bucket = bucket_start[inv] + rank // width
+        pos = rank % width
+        bucket_class = torch.repeat_interleave(uniq, buckets)
+        num_buckets = bucket_class.numel()
+        padded = queries.new_zeros(num_buckets, width, per_group, dim).index_put(
+            (bucket, pos), queries)
+        dists = squared_distances(padded.view(num_buckets, width * per_group, dim),
+                                  keys[bucket_class], ~self.valid[bucket_class])
+        return dists.view(num_buckets, width, per_group, -1), (bucket, pos)
 
     def read(self, queries: torch.Tensor, classes: torch.Tensor,
              update_age: bool = True) -> torch.Tensor:
@@ -255,7 +261,7 @@ class EpisodicMemory(nn.Module):
             for start in range(0, flat.size(0), chunk):   # memory-bounded chunks, not samples
                 q = flat[start:start + chunk]
                 dists = torch.addmm(q.pow(2).sum(-1, keepdim=True) + kk, q, keys.t(),
-                                    alpha=-2).clamp_min_(0)
+                                    alpha=-2)
                 dists = dists.view(-1, self.num_classes, self.capacity)
                 dist_top, idx = dists.topk(self.num_neighbors, dim=-1, largest=False)
                 val_top = values.expand(q.size(0), -1, -1).gather(-1, idx)

@@ -33,11 +33,14 @@ def _brute_read(keys, values, valid, query, cls, n, delta, empty=0.0):
     return (s * values[cls, idx][order]).sum() / s.sum()
 
 
-def test_read_matches_brute_force_partial_and_empty_classes():
+@pytest.mark.parametrize('classes', [[0, 1, 2, 3, 0, 1, 2, 3],     # balanced
+                                     [0, 0, 0, 3, 0, 0, 0, 2],     # skewed: split buckets
+                                     [1, 1, 1, 1, 1, 1, 1, 1]])
+def test_read_matches_brute_force_partial_and_empty_classes(classes):
     mem = _filled()
     gen = torch.Generator().manual_seed(1)
     queries = torch.randn(8, 2, 3, generator=gen, dtype=torch.float64)
-    classes = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    classes = torch.tensor(classes)
     out = mem.read(queries, classes)
     assert out.shape == (8, 2)
     ref = torch.stack([torch.stack([

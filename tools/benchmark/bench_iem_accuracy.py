@@ -90,8 +90,6 @@ def _opts(args, cfg) -> dict:
             n = len(DATASETS.build(ds_cfg))
             opts[f'{loader}.dataset.indices'] = np.linspace(0, n - 1, min(n, 512)).astype(
                 int).tolist()
-        if 'model.head.warmup_iters' not in opts:
-            opts['model.head.warmup_iters'] = 2
     return opts
 
 
@@ -106,6 +104,8 @@ def run(cfg_path: str, work_dir: str, name: str, overrides: dict, args,
     from mmengine.runner import Runner
     cfg = Config.fromfile(cfg_path)
     opts = _opts(args, cfg)
+    if args.quick and cfg.model.head.type == 'IEMHead':
+        opts['model.head.warmup_iters'] = 2       # 4 training steps in the smoke test
     opts.update(overrides)
     opts.update({'randomness': dict(seed=args.seed, deterministic=False),
                  'work_dir': work_dir, 'experiment_name': name,

@@ -154,17 +154,23 @@ class RSANeck(BaseModule):
         return sum((height - kh + 1) * (width - kw + 1)
                    for kh, kw in region_kernels(height, width, self.h_max, self.w_max))
 
-    def _region_stats(self, x: torch.Tensor, kernels: Sequence[Tuple[int, int]],
-                      second_moment: bool) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Region means (and means of squares) ``(B, R, C)`` for all kernels, stride 1."""
-        means, squares = [], []
-        for kh, kw in kernels:           # one pooling per kernel shape, not per region
-            means.append(F.avg_pool2d(x, (kh, kw), stride=1).flatten(2))
-            if second_moment:
-                squares.append(F.avg_pool2d(x * x, (kh, kw), stride=1).flatten(2))
-        mean = torch.cat(means, 2).transpose(1, 2)
-        square = torch.cat(squares, 2).transpose(1, 2) if second_moment else None
-        return mean, square
+    @staticmethod
+    def _region_means(x: torch.Tensor, kernels: Sequence[Tuple[int, int]]) -> torch.Tensor:
+        """Means ``(B, R, C)`` of ``x`` over every region, from one integral image.
+
+        A window sum is four lookups in the zero-padded 2-D cumulative sum, so each kernel
+        shape costs three tensor additions whatever its size (one Python step per kernel
+        shape, none per region).
+        """
+        height, width = x.shape[2:]
+        integral = F.pad(x, (1, 0, 1, 0)).cumsum(2).cumsum(3)
+        means = []
+        for kh, kw in kernels:
+            window = (integral[:, :, kh:, kw:] - integral[:, :, :height + 1 - kh, kw:]
+                      - integral[:, :, kh:, :width + 1 - kw]
+                      + integral[:, :, :height + 1 - kh, :width + 1 - kw])
+            means.append(window.flatten(2) / (kh * kw))
+        return torch.cat(means, 2).transpose(1, 2)
 
     def forward(self, inputs: Union[torch.Tensor, Sequence[torch.Tensor]]
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -175,14 +181,17 @@ class RSANeck(BaseModule):
         kernels = region_kernels(height, width, self.h_max, self.w_max)
         gap = x.mean((2, 3))                                               # Eq. 10
         if not self.attention:
-            regions, _ = self._region_stats(x, kernels, second_moment=False)
+            regions = self._region_means(x, kernels)
             weights = regions.new_full(regions.shape[:2], 1.0 / regions.size(1))
             return gap, regions, weights, gap
 
         keys = self.key_proj(x)
-        mu, square = self._region_stats(keys, kernels, second_moment=True)  # Eq. 6
+        values = self.value_proj(x)
+        # one integral image for the region means of k, k^2 (Eq. 6-7) and v (Eq. 12)
+        stats = self._region_means(torch.cat([keys, keys * keys, values], 1), kernels)
+        mu, square, value_mean = stats.split(
+            [self.key_channels, self.key_channels, self.out_channels], dim=2)
         sigma = torch.sqrt((square - mu * mu).clamp_min(0) + self.std_eps)  # Eq. 7
-        value_mean, _ = self._region_stats(self.value_proj(x), kernels, second_moment=False)
         device = x.device
         areas, r_h, r_w = [], [], []
         for kh, kw in kernels:
@@ -190,13 +199,18 @@ class RSANeck(BaseModule):
             areas.append(torch.full((count, ), float(kh * kw), device=device))
             r_h.append(torch.full((count, ), kh - 1, dtype=torch.long, device=device))
             r_w.append(torch.full((count, ), kw - 1, dtype=torch.long, device=device))
-        values = value_mean * torch.cat(areas).view(1, -1, 1)              # Eq. 12 (sum)
+        region_values = value_mean * torch.cat(areas).view(1, -1, 1)        # Eq. 12 (sum)
         shape = torch.cat([self.embed_h(torch.cat(r_h)), self.embed_w(torch.cat(r_w))], -1)
-        shape = shape.unsqueeze(0).expand(x.size(0), -1, -1).to(mu.dtype)  # Eq. 8
-        regions = self.encode_d(F.relu(self.encode_o(torch.cat([mu, sigma, shape], -1))))
+        # Eq. 9: [mu, sigma, p] W_o split by blocks; the shape term p W_o (R x hidden) is
+        # shared by the batch, so it is added instead of concatenated per image.
+        weight = self.encode_o.weight
+        stat_part = F.linear(torch.cat([mu, sigma], -1), weight[:, :2 * self.key_channels])
+        shape_part = F.linear(shape.to(weight.dtype), weight[:, 2 * self.key_channels:],
+                              self.encode_o.bias)
+        regions = self.encode_d(F.relu(stat_part + shape_part))           # Eq. 8-9
         logits = torch.einsum('brc,bc->br', regions, gap) / math.sqrt(self.in_channels)
         weights = logits.softmax(-1)
-        attended = torch.einsum('br,brc->bc', weights, values)              # Eq. 13
+        attended = torch.einsum('br,brc->bc', weights, region_values)       # Eq. 13
         return gap, regions, weights, attended
 
 
