@@ -1,4 +1,4 @@
-"""ClassCountsHook: counts from the train set, to modules / ShotAccuracy / checkpoints, and back."""
+"""ClassCountsHook: counts from the train set to modules, ShotAccuracy, checkpoints, and back."""
 import os.path as osp
 import types
 
