@@ -50,13 +50,27 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--speed-epochs', type=int, default=2)
     p.add_argument('--subset-stride', type=int, default=1,
                    help='--speed-only: time on every k-th training image only')
+    p.add_argument('--smoke', action='store_true',
+                   help='mechanics only: 1 epoch per stage on every 8th training image, '
+                   '200 test images (numbers meaningless)')
     p.add_argument('--work-dir', default='work_dirs')
     p.add_argument('--python', default=sys.executable)
     return p.parse_args(argv)
 
 
+SMOKE = False
+SMOKE_TRAIN = ['train_cfg.max_epochs=1', 'train_cfg.val_interval=100',
+               'default_hooks.checkpoint.interval=1',
+               'train_dataloader.dataset.indices=[' + ','.join(map(str, range(0, 12000, 8))) +
+               ']']
+SMOKE_TEST = ['test_dataloader.dataset.indices=[' + ','.join(map(str, range(0, 10000, 50))) +
+              ']']
+
+
 def epochs(config: str) -> int:
     """``train_cfg.max_epochs`` of a config (names its last checkpoint)."""
+    if SMOKE:
+        return 1
     from mmengine.config import Config
     return int(Config.fromfile(osp.join(ROOT, config)).train_cfg.max_epochs)
 
@@ -80,13 +94,13 @@ def run(args, cmd: List[str]) -> float:
 
 def train(args, config: str, work_dir: str, opts: List[str]) -> float:
     return run(args, [args.python, 'tools/train.py', config, '--work-dir', work_dir,
-                      '--cfg-options', *opts])
+                      '--cfg-options', *opts, *(SMOKE_TRAIN if SMOKE else [])])
 
 
 def test(args, config: str, ckpt: str, work_dir: str, opts: List[str]) -> Dict[str, float]:
     out = osp.join(work_dir, 'test.json')
     run(args, [args.python, 'tools/test.py', config, ckpt, '--work-dir', work_dir,
-               '--out', out, '--cfg-options', *opts])
+               '--out', out, '--cfg-options', *opts, *(SMOKE_TEST if SMOKE else [])])
     with open(osp.join(ROOT, out)) as f:
         raw = json.load(f)
     pick = {}
@@ -170,6 +184,8 @@ def speed(args, dopts) -> dict:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
+    global SMOKE
+    SMOKE = args.smoke
     d, wd = args.dataset, args.work_dir
     dopts = data_opts(d, args.data_root)
     if args.speed_only:
