@@ -59,12 +59,16 @@ def _reference(neck, x):
 
 @pytest.mark.parametrize('qkv', ['linear', 'conv1x1'])
 @pytest.mark.parametrize('mask_axis', ['channel', 'spatial'])
-def test_decomposition_matches_reference_and_identities(qkv, mask_axis):
+@pytest.mark.parametrize('grad', [True, False])  # no-grad runs the in-place inference path
+def test_decomposition_matches_reference_and_identities(qkv, mask_axis, grad):
     neck = _neck(qkv=qkv, mask_axis=mask_axis).double()
     torch.manual_seed(1)
     x = torch.randn(3, 8, 4, 3, dtype=torch.float64)
-    parts = neck.decompose(x)
+    with torch.set_grad_enabled(grad):
+        parts = neck.decompose(x)
+        enhanced = neck.enhance(x)
     ref = _reference(neck, x)
+    torch.testing.assert_close(enhanced, x + ref['x_class'])
     for key in ('v', 'mask', 'x_class'):
         torch.testing.assert_close(parts[key], ref[key])
     # Eq. 5 and 6

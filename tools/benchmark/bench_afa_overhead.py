@@ -2,7 +2,7 @@
 
     taskset -c 1 env OMP_NUM_THREADS=1 python tools/benchmark/bench_afa_overhead.py \
         [--model resnet32_cifar] [--batch 128] [--size 32] [--iters 10] [--warmup 3] \
-        [--qkv linear] [--device cpu] [--out work_dirs/bench_afa_overhead.json]
+        [--qkv linear] [--device cpu] [--clock cpu] [--out work_dirs/bench_afa_overhead.json]
 
 Models (same trunk, last stage, pooling and classifier):
 
@@ -14,9 +14,13 @@ Timed: a full training step (data preprocessing excluded; forward, loss, backwar
 update through mmengine's ``train_step``) in LBLS's two phases -- before ``t`` (real
 samples only) and after ``t`` (``G ~ gamma * B`` generated features also pass through the
 last stage) -- and inference (``mode='predict'``, no gradients). Labels are drawn from the
-CIFAR-10-LT IR100 class distribution so ``G`` is realistic. Median over ``--iters`` steps
-after ``--warmup``, the variants interleaved step by step (a shared machine's load
-drift hits all of them alike); prints a table and writes the numbers as JSON.
+CIFAR-10-LT IR100 class distribution so ``G`` is realistic.
+
+Timed with the process CPU clock by default (``--clock cpu``: on a shared machine wall time
+mostly measures the other jobs; needs a single-threaded CPU run) or wall time (``--clock
+wall``, e.g. on a GPU). Median and minimum over ``--iters`` steps after ``--warmup``, the
+variants interleaved step by step so that load drift hits all of them alike; prints a table
+and writes the numbers as JSON.
 """
 import argparse
 import json
@@ -47,6 +51,9 @@ def parse_args():
     parser.add_argument('--qkv', default='linear', choices=['linear', 'conv1x1'])
     parser.add_argument('--mask-axis', default='channel', choices=['channel', 'spatial'])
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--clock', default='cpu', choices=['cpu', 'wall'],
+                        help="'cpu': process CPU time (robust when other jobs share the "
+                        "cores; single-threaded CPU runs only), 'wall': elapsed time")
     parser.add_argument('--out', default='work_dirs/bench_afa_overhead.json')
     return parser.parse_args()
 
@@ -107,11 +114,12 @@ def train_step(model, optim, batch):
 
 
 def timed(args, fn):
+    clock = time.process_time if args.clock == 'cpu' else time.perf_counter
     sync(args)
-    start = time.perf_counter()
+    start = clock()
     fn()
     sync(args)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def run_interleaved(args, plain, plain_optim, afa, afa_optim, data):
@@ -140,40 +148,51 @@ def run_interleaved(args, plain, plain_optim, afa, afa_optim, data):
         if i >= args.warmup:
             for key, value in row.items():
                 times[key].append(value)
-    return {key: statistics.median(values) for key, values in times.items()}
+    out = {key: statistics.median(values) for key, values in times.items()}
+    out.update({key.replace('_s', '_min_s'): min(values) for key, values in times.items()})
+    return out
 
 
 def main():
     args = parse_args()
+    if args.clock == 'cpu' and (args.device != 'cpu' or torch.get_num_threads() != 1):
+        raise SystemExit('--clock cpu measures a single-threaded CPU run: set '
+                         'OMP_NUM_THREADS=1 and --device cpu, or use --clock wall')
     data = batches(args, args.warmup + args.iters)
     num_gen = [int(generation_counts(torch.tensor([d.gt_label.item() for d in b['data_samples']]),
                                      4.0, 1.0)[2].sum()) for b in data]
     plain, plain_optim = build(args, 'plain')
     afa, afa_optim = build(args, 'afa')
     res = run_interleaved(args, plain, plain_optim, afa, afa_optim, data)
-    res['train_ratio'] = res['afa_train_s'] / res['plain_train_s']
-    res['train_layback_ratio'] = res['afa_train_layback_s'] / res['plain_train_s']
-    res['infer_ratio'] = res['afa_infer_s'] / res['plain_infer_s']
+    for suffix in ('_s', '_min_s'):
+        tag = '' if suffix == '_s' else '_min'
+        res[f'train_ratio{tag}'] = res[f'afa_train{suffix}'] / res[f'plain_train{suffix}']
+        res[f'train_layback_ratio{tag}'] = (res[f'afa_train_layback{suffix}'] /
+                                            res[f'plain_train{suffix}'])
+        res[f'infer_ratio{tag}'] = res[f'afa_infer{suffix}'] / res[f'plain_infer{suffix}']
     res['mean_generated_per_batch'] = float(np.mean(num_gen))
     res['params_plain'] = sum(p.numel() for p in plain.parameters())
     res['params_afa'] = sum(p.numel() for p in afa.parameters())
     res['config'] = dict(vars(args), threads=torch.get_num_threads(),
                          torch=torch.__version__)
 
-    rows = [('train step, L = L_ori + lambda L_all (t <= e)', res['afa_train_s'],
-             res['train_ratio'], '<= 1.40'),
-            ('train step, lay-back phase L = L_ori (e < t)', res['afa_train_layback_s'],
-             res['train_layback_ratio'], ''),
-            ('inference (predict)', res['afa_infer_s'], res['infer_ratio'], '<= 1.10')]
+    rows = [('train step, L = L_ori + lambda L_all (t <= e)', 'afa_train', 'train_ratio',
+             '<= 1.40'),
+            ('train step, lay-back phase L = L_ori (e < t)', 'afa_train_layback',
+             'train_layback_ratio', ''),
+            ('inference (predict)', 'afa_infer', 'infer_ratio', '<= 1.10')]
     print(f"{args.model}, {args.size}x{args.size}, batch {args.batch}, {args.device}, "
-          f"{torch.get_num_threads()} thread(s); qkv={args.qkv}; "
+          f"{torch.get_num_threads()} thread(s), {args.clock} clock; qkv={args.qkv}; "
           f"{res['mean_generated_per_batch']:.1f} generated features per batch on average")
-    print(f"plain: train {res['plain_train_s'] * 1e3:.1f} ms, inference "
-          f"{res['plain_infer_s'] * 1e3:.1f} ms; params {res['params_plain']} -> "
-          f"{res['params_afa']} with AFA")
-    print(f"{'AFA + LBLS':48s} {'ms':>9s} {'ratio':>7s} {'target':>8s}")
-    for name, sec, ratio, target in rows:
-        print(f'{name:48s} {sec * 1e3:9.1f} {ratio:7.3f} {target:>8s}')
+    print(f"plain (median / min): train {res['plain_train_s'] * 1e3:.1f} / "
+          f"{res['plain_train_min_s'] * 1e3:.1f} ms, inference "
+          f"{res['plain_infer_s'] * 1e3:.1f} / {res['plain_infer_min_s'] * 1e3:.1f} ms; "
+          f"params {res['params_plain']} -> {res['params_afa']} with AFA")
+    print(f"{'AFA + LBLS':48s} {'ms med':>8s} {'ratio':>7s} {'ms min':>8s} {'ratio':>7s} "
+          f"{'target':>8s}")
+    for name, key, ratio, target in rows:
+        print(f"{name:48s} {res[key + '_s'] * 1e3:8.1f} {res[ratio]:7.3f} "
+              f"{res[key + '_min_s'] * 1e3:8.1f} {res[ratio + '_min']:7.3f} {target:>8s}")
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
         json.dump(res, f, indent=2)

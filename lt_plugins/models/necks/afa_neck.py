@@ -243,10 +243,16 @@ class AFANeck(BaseModule):
             logits = q @ k.transpose(1, 2)
         attn = torch.softmax(logits / math.sqrt(hw), dim=-1)  # (B, D, D)
         x_att = (attn @ v).view(b, d, h, w)  # Eq. 1
-        logits = x_att * (1 + self.se.gate(x_att))  # Eq. 2-3: SE(X_att) + X_att
         dim = 1 if self.mask_axis == 'channel' else 2
-        mask = torch.softmax(logits.flatten(2), dim=dim).view(b, d, h, w)
-        return mask, v.reshape(b, d, h, w)
+        gate = 1 + self.se.gate(x_att)
+        if torch.is_grad_enabled():
+            logits = x_att * gate  # Eq. 2-3: SE(X_att) + X_att
+            mask = torch.softmax(logits.flatten(2), dim=dim)
+        else:  # inference: the same arithmetic in place (no fresh buffers to fault in)
+            logits = x_att.mul_(gate).flatten(2)
+            mask = logits.sub_(logits.amax(dim, keepdim=True)).exp_()
+            mask = mask.div_(mask.sum(dim, keepdim=True))
+        return mask.view(b, d, h, w), v.reshape(b, d, h, w)
 
     def decompose(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Eq. 1-6 on ``x`` (B, D, H, W); returns maps ``v, mask, x_class, x_var, x_enh``."""
@@ -261,7 +267,9 @@ class AFANeck(BaseModule):
         if not self.attention_addition:
             return x
         mask, v = self.mask_and_value(x)
-        return torch.addcmul(x, mask, v)
+        if torch.is_grad_enabled():
+            return torch.addcmul(x, mask, v)
+        return mask.mul_(v).add_(x)
 
     # -- Eq. 9-11 ----------------------------------------------------------------------------
     def generate_features(self, x_class: torch.Tensor, x_var: torch.Tensor,
