@@ -128,6 +128,13 @@ def test_predict_averages_classifier_and_memories_and_leaves_state():
         ref = 0.5 * head.fc(feats[3]).softmax(1) + 0.25 * glob + 0.25 * loc
     torch.testing.assert_close(scores, ref)
     assert [int(p.pred_label) for p in preds] == ref.argmax(1).tolist()
+    head.normalize_memory_scores = True
+    with torch.no_grad():
+        normed = torch.stack([p.pred_score for p in head.predict(feats)])
+        cls = head.fc(feats[3]).softmax(1)
+    torch.testing.assert_close(normed, 0.5 * cls + 0.25 * glob / glob.sum(1, keepdim=True)
+                               + 0.25 * loc / loc.sum(1, keepdim=True))
+    torch.testing.assert_close(normed.sum(1), torch.ones(6))
     for key, value in head.state_dict().items():
         assert torch.equal(value, before[key]), key
     assert not head.flush_memories()

@@ -77,7 +77,8 @@ def test_without_attention_is_average_pooling():
     x = torch.randn(2, 4, 3, 3)
     gap, regions, weights, attended = RSANeck(4, attention=False)(x)
     torch.testing.assert_close(attended, x.mean((2, 3)))
-    torch.testing.assert_close(weights, torch.full((2, 25), 1 / 25))
+    torch.testing.assert_close(weights, torch.softmax(
+        torch.einsum('brc,bc->br', regions, gap) / 2.0, 1))     # sqrt(C) = 2
     torch.testing.assert_close(gap, attended)
     boxes = region_boxes(3, 3)
     for i, (top, left, rh, rw) in enumerate(boxes.tolist()):

@@ -34,7 +34,7 @@ _MEMORY_LR_1E3 = {'optim_wrapper.paramwise_cfg.custom_keys': {
 VARIANTS: Dict[str, dict] = {
     'paper': {},
     # Table 5 ablations
-    'no-rsa': {'model.neck.attention': False, 'model.head.local_regions': None},
+    'no-rsa': {'model.neck.attention': False},
     'no-local': {'model.head.use_local_memory': False},
     'no-global': {'model.head.use_global_memory': False},
     # open choices of the paper
@@ -46,8 +46,12 @@ VARIANTS: Dict[str, dict] = {
     'region-max': {'model.head.region_reduce': 'max'},
     'classifier-heavy': {'model.head.inference_weights': dict(
         classifier=0.8, global_memory=0.1, local_memory=0.1)},
+    # memory scores normalised over classes before the average with the softmax
+    'norm-scores': {'model.head.normalize_memory_scores': True},
+    'memlr1e-3-norm': dict(_MEMORY_LR_1E3, **{'model.head.normalize_memory_scores': True}),
 }
-DEFAULT_VARIANTS = ('paper', 'memlr1e-3', 'no-rsa', 'no-local', 'no-global')
+DEFAULT_VARIANTS = ('paper', 'memlr1e-3', 'norm-scores', 'memlr1e-3-norm', 'no-rsa',
+                    'no-local', 'no-global')
 
 
 def parse_args():

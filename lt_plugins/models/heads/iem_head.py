@@ -84,6 +84,10 @@ class IEMHead(ClsHead):
         memory_loss_weight (float): weight of each memory's MSE terms. Defaults to 1.
         inference_weights (dict): weights of 'classifier', 'global_memory', 'local_memory'.
             Defaults to 0.5 / 0.25 / 0.25 (classifier and memories count equally).
+        normalize_memory_scores (bool): divide each memory's per-class scores by their sum
+            over classes before averaging (the softmax sums to 1, the C memory scores are
+            independent values in ~[0, 1] and can outweigh it). False averages them as
+            read (the paper). Defaults to False.
         max_read_elements (int): chunk size (distances) of inference reads. Defaults to 2**25.
         loss (dict): classification loss. Defaults to CrossEntropyLoss.
         init_cfg (dict, optional): Defaults to ``Normal(std=0.01)`` on the classifier.
@@ -110,6 +114,7 @@ class IEMHead(ClsHead):
                  local_regions: Optional[int] = None,
                  memory_loss_weight: float = 1.0,
                  inference_weights: Optional[Dict[str, float]] = None,
+                 normalize_memory_scores: bool = False,
                  max_read_elements: int = 2**25,
                  loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
                  init_cfg: Optional[dict] = dict(type='Normal', layer='Linear', std=0.01),
@@ -146,6 +151,7 @@ class IEMHead(ClsHead):
             'classifier': float(weights['classifier']),
             'global_memory': float(weights['global_memory']) if use_global_memory else 0.0,
             'local_memory': float(weights['local_memory']) if use_local_memory else 0.0}
+        self.normalize_memory_scores = normalize_memory_scores
         if sum(self.inference_weights.values()) <= 0:
             raise ValueError('IEMHead: inference_weights of the enabled parts sum to 0.')
 
@@ -270,11 +276,17 @@ class IEMHead(ClsHead):
         gap, regions, attended = self._unpack(feats)
         weights = self.inference_weights
         score = weights['classifier'] * self.fc(attended).float().softmax(1)
+        reads = []
         if self.global_memory is not None and weights['global_memory']:
-            score = score + weights['global_memory'] * self.global_memory.read_all(gap)
+            reads.append((weights['global_memory'], self.global_memory.read_all(gap)))
         if self.local_memory is not None and weights['local_memory']:
-            local = self._reduce_regions(self.local_memory.read_all(regions), 1)
-            score = score + weights['local_memory'] * local
+            reads.append((weights['local_memory'],
+                          self._reduce_regions(self.local_memory.read_all(regions), 1)))
+        for weight, read in reads:
+            if self.normalize_memory_scores:
+                read = read.clamp_min(0)
+                read = read / read.sum(1, keepdim=True).clamp_min(1e-12)
+            score = score + weight * read
         return score / sum(weights.values())
 
     def predict(self, feats, data_samples: Optional[List[Optional[DataSample]]] = None

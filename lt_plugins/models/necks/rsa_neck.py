@@ -56,8 +56,9 @@ class RSANeck(BaseModule):
     ``(B, out_channels)``, last so that a plain ``LinearClsHead`` also works on it.
 
     With ``attention=False`` (the paper's "w/o RSA" ablation, Table 5: RSA replaced by average
-    pooling) ``attended = gap``, the region features are plain region means of ``f`` and the
-    weights are uniform.
+    pooling) ``attended = gap`` and the region features are plain region means of ``f``; the
+    weights, used only to rank regions for a local memory that keeps a subset, are the
+    parameter-free ``softmax(mean_r . gap / sqrt(C))``.
 
     Input: the backbone's last output. CNNs in ``TIMMBackbone`` give it with
     ``features_only=False`` (TIMMBackbone resets the classifier with ``global_pool=''``, so
@@ -182,7 +183,8 @@ class RSANeck(BaseModule):
         gap = x.mean((2, 3))                                               # Eq. 10
         if not self.attention:
             regions = self._region_means(x, kernels)
-            weights = regions.new_full(regions.shape[:2], 1.0 / regions.size(1))
+            weights = (torch.einsum('brc,bc->br', regions, gap) /
+                       math.sqrt(self.in_channels)).softmax(-1)
             return gap, regions, weights, gap
 
         keys = self.key_proj(x)
