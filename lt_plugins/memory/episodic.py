@@ -230,7 +230,7 @@ class EpisodicMemory(nn.Module):
                              f'{classes.numel()} classes.')
         with torch.autocast(device_type=queries.device.type, enabled=False):
             dists, select = self._grouped_distances(queries, classes, self.keys)
-            dist_top, idx = dists.topk(self.num_neighbors, dim=-1, largest=False)
+            dist_top, idx = dists.topk(self.num_neighbors, dim=-1, largest=False, sorted=False)
             dist_top, idx = dist_top[select], idx[select]                     # (G, R, n)
             val_top = self.values[classes].gather(1, idx.flatten(1)).view_as(idx)
             out = self._aggregate(dist_top, val_top)
@@ -263,7 +263,8 @@ class EpisodicMemory(nn.Module):
                 dists = torch.addmm(q.pow(2).sum(-1, keepdim=True) + kk, q, keys.t(),
                                     alpha=-2)
                 dists = dists.view(-1, self.num_classes, self.capacity)
-                dist_top, idx = dists.topk(self.num_neighbors, dim=-1, largest=False)
+                dist_top, idx = dists.topk(self.num_neighbors, dim=-1, largest=False,
+                                           sorted=False)
                 val_top = values.expand(q.size(0), -1, -1).gather(-1, idx)
                 outs.append(self._aggregate(dist_top, val_top))
         out = torch.cat(outs).view(*lead, self.num_classes)
