@@ -142,7 +142,8 @@ class EpisodicMemory(nn.Module):
     # ------------------------------------------------------------------ info
     def memory_bytes(self, optimizer_copies: int = 0) -> int:
         """Bytes of keys, values, ages and validity (+ ``optimizer_copies`` x keys and values)."""
-        params = self.keys.numel() * 4 + self.values.numel() * 4
+        params = (self.keys.numel() * self.keys.element_size()
+                  + self.values.numel() * self.values.element_size())
         buffers = self.ages.numel() * self.ages.element_size() + self.valid.numel()
         return params * (1 + optimizer_copies) + buffers
 
