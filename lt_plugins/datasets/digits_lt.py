@@ -30,6 +30,10 @@ class DigitsLT(LongTailedDataset):
         self.split_seed = split_seed
         super().__init__(data_root=data_root, split=split, imb_factor=imb_factor, **kwargs)
 
+    def _source_identity(self) -> dict:
+        # The training pool (what split files index) depends on the test carve-out.
+        return dict(split_seed=self.split_seed, test_per_class=self.test_per_class)
+
     def _load_source(self, split: str) -> Tuple[np.ndarray, np.ndarray, None]:
         from sklearn.datasets import load_digits
         digits = load_digits()

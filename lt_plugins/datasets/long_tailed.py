@@ -176,6 +176,10 @@ class LongTailedDataset(BaseDataset):
         """Per-class number of images in this split (``N_c`` for the training split)."""
         return labels_to_counts(self.get_gt_labels(), self.num_classes, type(self).__name__)
 
+    def _source_identity(self) -> dict:
+        """Arguments that decide which images form the source pool a split file indexes."""
+        return {}
+
     def export_split(self, path: str) -> None:
         """Write the drawn train / val split to JSON (file names or source indices)."""
         if not self.split_indices:
@@ -190,6 +194,7 @@ class LongTailedDataset(BaseDataset):
         record = dict(dataset=type(self).__name__, key='filename' if self._keys is not None
                       else 'index', imb_type=self.imb_type, imb_factor=self.imb_factor,
                       n_max=self.n_max, seed=self.seed, val_per_class=self.val_per_class,
+                      source=self._source_identity(),
                       train=as_keys(self.split_indices['train']),
                       val=as_keys(self.split_indices['val']))
         with open(path, 'w') as f:
@@ -204,6 +209,11 @@ class LongTailedDataset(BaseDataset):
         if record.get('dataset') != type(self).__name__:
             raise ValueError(f'split_file={self.split_file!r} was written for '
                              f'{record.get("dataset")}, not {type(self).__name__}.')
+        if record.get('source', {}) != self._source_identity():
+            raise ValueError(
+                f'split_file={self.split_file!r} indexes a source pool built with '
+                f'{record.get("source", {})}, but this dataset has {self._source_identity()}; '
+                'pass the same arguments or export the split again.')
         if record['key'] == 'index':
             lookup = None
         else:

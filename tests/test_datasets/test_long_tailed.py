@@ -474,9 +474,6 @@ def test_labels_outside_num_classes(tmp_path):
         CIFAR10LT(data_root=str(tmp_path), split='train', verify_md5=False, n_max=4)
 
 
-@pytest.mark.xfail(strict=True, reason='DigitsLT split files list positions in the training '
-                   'pool, which depends on split_seed / test_per_class; neither is recorded '
-                   'nor checked, so another split_seed silently loads other images')
 def test_digits_split_file_with_other_split_seed(tmp_path):
     ds = DigitsLT(split='train', split_seed=0)
     path = str(tmp_path / 'split.json')

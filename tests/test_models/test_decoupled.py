@@ -154,8 +154,6 @@ def test_reinit_head_false_keeps_stage1_head():
     _assert_tensors_equal(model.head, stage1, 'head.')
 
 
-@pytest.mark.xfail(strict=True, reason='reinit_head=False does not add the decoupled_stage '
-                   'marker to a stage-1 state dict, so a strict load reports it missing')
 def test_reinit_head_false_strict_load_of_stage1():
     stage1 = _stage1_state()
     model = MODELS.build(_cfg(reinit_head=False))

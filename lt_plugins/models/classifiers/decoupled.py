@@ -42,12 +42,14 @@ class DecoupledClassifier(ImageClassifier):
         self._register_load_state_dict_pre_hook(self._skip_stage1_head)
 
     def _skip_stage1_head(self, state_dict, prefix, *args) -> None:
-        if not self.reinit_head or f'{prefix}decoupled_stage' in state_dict:
-            return
-        for key in [k for k in state_dict if k.startswith(f'{prefix}head.')]:
-            del state_dict[key]
+        marker = f'{prefix}decoupled_stage'
+        if marker in state_dict:
+            return  # written by a decoupled stage: load whole
+        if self.reinit_head:
+            for key in [k for k in state_dict if k.startswith(f'{prefix}head.')]:
+                del state_dict[key]
         # A stage-1 checkpoint has no marker; add it so the load reports no missing key.
-        state_dict[f'{prefix}decoupled_stage'] = self.decoupled_stage.clone()
+        state_dict[marker] = self.decoupled_stage.clone()
 
     def train(self, mode: bool = True) -> 'DecoupledClassifier':
         super().train(mode)
