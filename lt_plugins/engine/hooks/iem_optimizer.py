@@ -16,21 +16,24 @@ key of a custom_keys entry into the parameter group)::
 ``lr_mult`` is the memory lr over the base lr (1e-5 / 0.1). Parameter schedulers scale every
 group, the memory's too; its lr stays ``lr_mult`` times the backbone's.
 """
-import math
-from typing import Callable, Iterable, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Tuple
 
 import torch
 from mmpretrain.registry import OPTIMIZERS
 from torch.optim import Optimizer
+from torch.optim.adam import adam
+from torch.optim.sgd import sgd
 
 
 @OPTIMIZERS.register_module()
 class HybridSGDAdam(Optimizer):
     """SGD (torch.optim.SGD rule) for groups without ``adam=True``, Adam for the others.
 
-    Both rules reproduce their torch counterparts (L2 ``weight_decay`` added to the gradient,
-    Adam with bias correction, no AMSGrad). State per parameter: ``momentum_buffer`` (SGD)
-    or ``step``, ``exp_avg``, ``exp_avg_sq`` (Adam), so ``state_dict()`` checkpoints it.
+    Both rules call torch's own functional kernels (``torch.optim.sgd.sgd``,
+    ``torch.optim.adam.adam``; L2 ``weight_decay``, Adam with bias correction, no AMSGrad), so
+    they match ``torch.optim.SGD`` / ``Adam``; Adam uses the fused kernel where it can. State
+    per parameter: ``momentum_buffer`` (SGD) or ``step``, ``exp_avg``, ``exp_avg_sq`` (Adam),
+    so ``state_dict()`` checkpoints it.
 
     Args:
         params: parameters or groups; a group with ``adam=True`` uses Adam.
@@ -64,45 +67,44 @@ class HybridSGDAdam(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for param in group['params']:
-                if param.grad is None:
-                    continue
-                grad = param.grad
-                if group['weight_decay']:
-                    grad = grad.add(param, alpha=group['weight_decay'])
-                if group['adam']:
-                    self._adam(param, grad, group)
-                else:
-                    self._sgd(param, grad, group)
+            params = [p for p in group['params'] if p.grad is not None]
+            if not params:
+                continue
+            if group['adam']:
+                self._adam(group, params)
+            else:
+                self._sgd(group, params)
         return loss
 
-    def _sgd(self, param: torch.Tensor, grad: torch.Tensor, group: dict) -> None:
-        momentum = group['momentum']
-        if momentum:
-            state = self.state[param]
-            buf = state.get('momentum_buffer')
-            if buf is None:
-                buf = state['momentum_buffer'] = grad.detach().clone()
-            else:
-                buf.mul_(momentum).add_(grad, alpha=1 - group['dampening'])
-            grad = grad.add(buf, alpha=momentum) if group['nesterov'] else buf
-        param.add_(grad, alpha=-group['lr'])
+    def _sgd(self, group: dict, params: List[torch.Tensor]) -> None:
+        """torch's own SGD kernel (foreach where available) on one group."""
+        buffers = [self.state[p].get('momentum_buffer') for p in params]
+        sgd(params, [p.grad for p in params], buffers, weight_decay=group['weight_decay'],
+            momentum=group['momentum'], lr=group['lr'], dampening=group['dampening'],
+            nesterov=group['nesterov'], maximize=False)
+        if group['momentum']:
+            for param, buf in zip(params, buffers):
+                self.state[param]['momentum_buffer'] = buf
 
-    def _adam(self, param: torch.Tensor, grad: torch.Tensor, group: dict) -> None:
-        state = self.state[param]
-        if not state:
-            state['step'] = torch.zeros((), dtype=torch.float32)
-            state['exp_avg'] = torch.zeros_like(param, memory_format=torch.preserve_format)
-            state['exp_avg_sq'] = torch.zeros_like(param, memory_format=torch.preserve_format)
+    def _adam(self, group: dict, params: List[torch.Tensor]) -> None:
+        """torch's own Adam kernel on one group; the fused one on CPU / CUDA float tensors
+        (one pass over the bank instead of seven: the memories are the largest tensors)."""
+        for param in params:
+            state = self.state[param]
+            if not state:
+                state['step'] = torch.zeros((), dtype=torch.float32, device=param.device)
+                state['exp_avg'] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                state['exp_avg_sq'] = torch.zeros_like(param,
+                                                       memory_format=torch.preserve_format)
+        states = [self.state[p] for p in params]
+        fused = all(p.device.type in ('cpu', 'cuda') and p.is_floating_point()
+                    and s['step'].device == p.device for p, s in zip(params, states))
         beta1, beta2 = group['betas']
-        state['step'] += 1
-        step = float(state['step'])
-        exp_avg, exp_avg_sq = state['exp_avg'], state['exp_avg_sq']
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad.conj(), value=1 - beta2)
-        bias_correction2_sqrt = math.sqrt(1 - beta2**step)
-        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(group['eps'])
-        param.addcdiv_(exp_avg, denom, value=-group['lr'] / (1 - beta1**step))
+        adam(params, [p.grad for p in params], [s['exp_avg'] for s in states],
+             [s['exp_avg_sq'] for s in states], [], [s['step'] for s in states],
+             foreach=False, fused=fused, amsgrad=False, beta1=beta1, beta2=beta2,
+             lr=group['lr'], weight_decay=group['weight_decay'], eps=group['eps'],
+             maximize=False)
 
 
 __all__ = ['HybridSGDAdam']
