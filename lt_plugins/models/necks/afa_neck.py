@@ -118,8 +118,10 @@ class AFANeck(BaseModule):
     ``forward(inputs, data_samples=None, tail=None)`` returns ``(pooled,)`` without labels
     and ``((pooled,), extras)`` with labels, where ``pooled`` is ``(B + G, C_out)`` and
     ``extras = dict(gen_labels=(G,) tensor, log_vars=dict(...))``. ``gen_labels`` is only
-    present when features were generated. Logged: ``afa_class_ratio`` =
-    ``||X_class|| / ||V||`` over the batch, ``afa_num_gen`` = G.
+    present when features were generated. Logged: ``afa_num_gen`` = G and, whenever the
+    decomposition runs in training, ``afa_class_ratio`` = ``||X_class|| / ||V||`` over the
+    batch (a uniform mask gives ``1/D`` with ``mask_axis='channel'``, ``1/HW`` with
+    ``'spatial'``; growing values show the mask singling out class-related patterns).
 
     Args:
         in_channels (int): channels ``D`` of the input feature map.
