@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub, MMLogger
-from mmengine.runner import Runner
+from mmengine.runner import IterBasedTrainLoop, Runner
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch.utils.data import Dataset
@@ -62,6 +62,11 @@ def test_errors():
         LBLSHook(weight=-2.0)
     with pytest.raises(RuntimeError, match='AFAClsHead'):
         LBLSHook().before_train(_fake_runner(nn.Linear(2, 2)))
+    runner = _fake_runner(_afa_parts())
+    runner.train_loop = IterBasedTrainLoop.__new__(IterBasedTrainLoop)
+    with pytest.raises(ValueError, match='by_epoch=False'):
+        LBLSHook(by_epoch=True).before_train(runner)
+    LBLSHook(start=5, by_epoch=False).before_train(runner)
 
 
 class _Toy(Dataset):

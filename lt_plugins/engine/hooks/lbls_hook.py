@@ -3,6 +3,7 @@ from typing import Optional
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner import IterBasedTrainLoop
 from mmpretrain.registry import HOOKS
 
 
@@ -56,6 +57,12 @@ class LBLSHook(Hook):
         return len(targets)
 
     def before_train(self, runner) -> None:
+        loop = getattr(runner, 'train_loop', None)
+        if self.by_epoch and isinstance(loop, IterBasedTrainLoop):
+            raise ValueError(
+                'LBLSHook(by_epoch=True) counts epochs, but train_cfg is iteration based '
+                '(IterBasedTrainLoop: runner.epoch stays 0): set by_epoch=False and give '
+                '`start` in iterations.')
         step = runner.epoch if self.by_epoch else runner.iter
         self._apply(runner, self.weight_at(step))
 
