@@ -107,6 +107,7 @@ class RSANeck(BaseModule):
         self.attention = attention
         self.std_eps = float(std_eps)
         self.num_prefix_tokens = num_prefix_tokens
+        self._pooling_cache: dict = {}
         if attention:
             self.key_proj = nn.Conv2d(self.in_channels, self.key_channels, 1)
             self.value_proj = nn.Conv2d(self.in_channels, self.out_channels, 1)
@@ -155,23 +156,30 @@ class RSANeck(BaseModule):
         return sum((height - kh + 1) * (width - kw + 1)
                    for kh, kw in region_kernels(height, width, self.h_max, self.w_max))
 
-    @staticmethod
-    def _region_means(x: torch.Tensor, kernels: Sequence[Tuple[int, int]]) -> torch.Tensor:
-        """Means ``(B, R, C)`` of ``x`` over every region, from one integral image.
+    def _pooling_matrix(self, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+        """``(R, H*W)`` matrix whose row ``r`` averages the positions of region ``r``."""
+        key = (height, width, like.device, like.dtype)
+        matrix = self._pooling_cache.get(key)
+        if matrix is None:
+            boxes = region_boxes(height, width, self.h_max, self.w_max)
+            rows, cols, vals = [], [], []
+            for r, (top, left, rh, rw) in enumerate(boxes.tolist()):   # once per map size
+                for i in range(top, top + rh):
+                    for j in range(left, left + rw):
+                        rows.append(r)
+                        cols.append(i * width + j)
+                        vals.append(1.0 / (rh * rw))
+            matrix = torch.zeros(len(boxes), height * width, dtype=like.dtype)
+            matrix[rows, cols] = torch.tensor(vals, dtype=like.dtype)
+            matrix = matrix.to(like.device)
+            self._pooling_cache[key] = matrix
+        return matrix
 
-        A window sum is four lookups in the zero-padded 2-D cumulative sum, so each kernel
-        shape costs three tensor additions whatever its size (one Python step per kernel
-        shape, none per region).
-        """
-        height, width = x.shape[2:]
-        integral = F.pad(x, (1, 0, 1, 0)).cumsum(2).cumsum(3)
-        means = []
-        for kh, kw in kernels:
-            window = (integral[:, :, kh:, kw:] - integral[:, :, :height + 1 - kh, kw:]
-                      - integral[:, :, kh:, :width + 1 - kw]
-                      + integral[:, :, :height + 1 - kh, :width + 1 - kw])
-            means.append(window.flatten(2) / (kh * kw))
-        return torch.cat(means, 2).transpose(1, 2)
+    def _region_means(self, x: torch.Tensor) -> torch.Tensor:
+        """Means ``(B, R, C)`` of ``x`` over every region: one GEMM with the pooling matrix
+        (no per-region or per-kernel work in the graph, one GEMM back in backward)."""
+        matrix = self._pooling_matrix(x.size(2), x.size(3), x)
+        return torch.matmul(matrix, x.flatten(2).transpose(1, 2))
 
     def forward(self, inputs: Union[torch.Tensor, Sequence[torch.Tensor]]
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -182,7 +190,7 @@ class RSANeck(BaseModule):
         kernels = region_kernels(height, width, self.h_max, self.w_max)
         gap = x.mean((2, 3))                                               # Eq. 10
         if not self.attention:
-            regions = self._region_means(x, kernels)
+            regions = self._region_means(x)
             weights = (torch.einsum('brc,bc->br', regions, gap) /
                        math.sqrt(self.in_channels)).softmax(-1)
             return gap, regions, weights, gap
@@ -190,7 +198,7 @@ class RSANeck(BaseModule):
         keys = self.key_proj(x)
         values = self.value_proj(x)
         # one integral image for the region means of k, k^2 (Eq. 6-7) and v (Eq. 12)
-        stats = self._region_means(torch.cat([keys, keys * keys, values], 1), kernels)
+        stats = self._region_means(torch.cat([keys, keys * keys, values], 1))
         mu, square, value_mean = stats.split(
             [self.key_channels, self.key_channels, self.out_channels], dim=2)
         sigma = torch.sqrt((square - mu * mu).clamp_min(0) + self.std_eps)  # Eq. 7
