@@ -197,7 +197,7 @@ class RSANeck(BaseModule):
 
         keys = self.key_proj(x)
         values = self.value_proj(x)
-        # one integral image for the region means of k, k^2 (Eq. 6-7) and v (Eq. 12)
+        # one pooling GEMM for the region means of k, k^2 (Eq. 6-7) and v (Eq. 12)
         stats = self._region_means(torch.cat([keys, keys * keys, values], 1))
         mu, square, value_mean = stats.split(
             [self.key_channels, self.key_channels, self.out_channels], dim=2)
