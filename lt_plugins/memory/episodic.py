@@ -84,7 +84,7 @@ class EpisodicMemory(nn.Module):
         dedupe_tol (float): squared distance under which a new key counts as an existing one.
             Defaults to 1e-6.
         empty_value (float): read result of a class without valid slots. Defaults to 0.
-        max_read_elements (int): distances per chunk in :meth:`read_all`. Defaults to 2**25.
+        max_read_elements (int): distances per chunk in :meth:`read_all`. Defaults to 2**22.
     """
 
     def __init__(self,
@@ -96,7 +96,7 @@ class EpisodicMemory(nn.Module):
                  gamma: float = 0.99,
                  dedupe_tol: float = 1e-6,
                  empty_value: float = 0.0,
-                 max_read_elements: int = 2**25) -> None:
+                 max_read_elements: int = 2**22) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f'EpisodicMemory: num_classes={num_classes} must be >= 1.')

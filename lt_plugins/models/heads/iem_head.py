@@ -88,7 +88,7 @@ class IEMHead(ClsHead):
             over classes before averaging (the softmax sums to 1, the C memory scores are
             independent values in ~[0, 1] and can outweigh it). False averages them as
             read (the paper). Defaults to False.
-        max_read_elements (int): chunk size (distances) of inference reads. Defaults to 2**25.
+        max_read_elements (int): chunk size (distances) of inference reads. Defaults to 2**22.
         loss (dict): classification loss. Defaults to CrossEntropyLoss.
         init_cfg (dict, optional): Defaults to ``Normal(std=0.01)`` on the classifier.
     """
@@ -115,7 +115,7 @@ class IEMHead(ClsHead):
                  memory_loss_weight: float = 1.0,
                  inference_weights: Optional[Dict[str, float]] = None,
                  normalize_memory_scores: bool = False,
-                 max_read_elements: int = 2**25,
+                 max_read_elements: int = 2**22,
                  loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
                  init_cfg: Optional[dict] = dict(type='Normal', layer='Linear', std=0.01),
                  **kwargs) -> None:
