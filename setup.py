@@ -45,7 +45,7 @@ setup(
     packages=find_packages(include=['lt_plugins', 'lt_plugins.*']),
     python_requires='>=3.9',
     install_requires=INSTALL_REQUIRES,
-    extras_require={'tests': ['pytest>=7', 'pytest-timeout>=2']},
+    extras_require={'tests': ['pytest>=7', 'pytest-timeout>=2', 'pytest-xdist>=3']},
     include_package_data=True,
     license='Apache-2.0',
 )
