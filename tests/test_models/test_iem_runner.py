@@ -49,8 +49,20 @@ class _ToyLT(Dataset):
                     data_samples=DataSample().set_gt_label(int(self.labels[i])))
 
 
-def _runner(work_dir, name, max_epochs, load_from=None, resume=False):
+def _runner(work_dir, name, max_epochs, load_from=None, resume=False, by_iter=False):
     memory_group = dict(adam=True, lr_mult=0.1, decay_mult=0.0)
+    schedule = dict(
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        param_scheduler=dict(type='MultiStepLR', milestones=[1], gamma=0.2, by_epoch=True),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1),
+                           logger=dict(type='LoggerHook', interval=3)))
+    if by_iter:   # checkpoints in after_train_iter, where IEMMemoryHook must run first
+        schedule = dict(
+            train_cfg=dict(by_epoch=False, max_iters=max_epochs),
+            param_scheduler=dict(type='ConstantLR', factor=1.0, by_epoch=False),
+            default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=5,
+                                               by_epoch=False),
+                               logger=dict(type='LoggerHook', interval=3)))
     return Runner(
         model=dict(type='ImageClassifier', backbone=dict(type='_IEMTinyNet'),
                    neck=dict(type='RSANeck', in_channels=8),
@@ -62,22 +74,18 @@ def _runner(work_dir, name, max_epochs, load_from=None, resume=False):
         experiment_name=name,
         train_dataloader=dict(dataset=_ToyLT(), batch_size=8, num_workers=0,
                               sampler=dict(type='DefaultSampler', shuffle=True, seed=0)),
-        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         optim_wrapper=dict(
             optimizer=dict(type='HybridSGDAdam', lr=0.05, momentum=0.9, weight_decay=1e-4),
             paramwise_cfg=dict(custom_keys={'head.global_memory': memory_group,
                                             'head.local_memory': memory_group})),
-        param_scheduler=dict(type='MultiStepLR', milestones=[1], gamma=0.2, by_epoch=True),
         custom_hooks=[dict(type='ClassCountsHook'), dict(type='IEMMemoryHook',
                                                          log_interval=2)],
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1),
-                           logger=dict(type='LoggerHook', interval=3)),
         randomness=dict(seed=0),
         default_scope='mmpretrain',
         load_from=load_from,
         resume=resume,
         log_level=logging.WARNING,
-    )
+        **schedule)
 
 
 def test_resume_equals_uninterrupted(tmp_path):
@@ -105,3 +113,19 @@ def test_resume_equals_uninterrupted(tmp_path):
         'exp_avg']
     torch.testing.assert_close(adam_a, adam_b, rtol=0, atol=0)
     assert 'train/global_memory_fill' in full.message_hub.log_scalars
+
+
+def test_iteration_checkpoint_resume_equals_uninterrupted(tmp_path):
+    """A checkpoint taken in after_train_iter holds the flushed memory (hook priority)."""
+    torch.set_num_threads(1)
+    full = _runner(str(tmp_path / 'full'), 'iem_full_it', 9, by_iter=True)
+    full.train()
+    part = _runner(str(tmp_path / 'part'), 'iem_part_it', 5, by_iter=True)
+    part.train()
+    resumed = _runner(str(tmp_path / 'part'), 'iem_resumed_it', 9, by_iter=True, resume=True,
+                      load_from=osp.join(str(tmp_path / 'part'), 'iter_5.pth'))
+    resumed.train()
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert int(full.model.head.num_steps) == 9
