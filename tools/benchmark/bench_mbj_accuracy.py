@@ -58,6 +58,15 @@ READINGS: Dict[str, dict] = {
     'frozen-beta1': {'model.type': 'DecoupledClassifier', 'model.reinit_head': False,
                      'model.head.memory.beta': 1.0},
     'frozen-paper': {'model.type': 'DecoupledClassifier', 'model.reinit_head': False},
+    # the two best readings of the frozen-feature probe (--probe, CIFAR-10-LT IR100)
+    'frozen-size50C-eta5': {'model.type': 'DecoupledClassifier', 'model.reinit_head': False,
+                            'model.head.memory.size': 'x50C', 'model.head.eta': 5.0},
+    'size50C-eta5': {'model.head.memory.size': 'x50C', 'model.head.eta': 5.0},
+    'frozen-eta1': {'model.type': 'DecoupledClassifier', 'model.reinit_head': False,
+                    'model.head.eta': 1.0},
+    'frozen-size50C': {'model.type': 'DecoupledClassifier', 'model.reinit_head': False,
+                       'model.head.memory.size': 'x50C'},
+    'size50C-paper': {'model.head.memory.size': 'x50C'},
     'cosine-beta1': {'model.head.classifier': 'cosine', 'model.head.memory.beta': 1.0},
     # what L_memory is averaged over: memory capacity (no amplification of a fresh memory)
     # or the batch size (each memorised feature weighs eta batch samples)
@@ -72,8 +81,11 @@ READINGS: Dict[str, dict] = {
     'paper+crt': {'__then_crt__': True},
     'beta1+crt': {'model.head.memory.beta': 1.0, '__then_crt__': True},
 }
-DEFAULT_READINGS = ('paper', 'beta1', 'frozen-beta1', 'perclass5', 'size50C-beta1',
-                    'beta1-eta5', 'beta1+crt')
+# First pass, in priority order (see the probe numbers in the MBJ report): the frozen
+# readings that won the cached-feature probe, the same memories with a trainable backbone,
+# the literal paper reading for the record, and MBJ followed by cRT.
+DEFAULT_READINGS = ('frozen-size50C-eta5', 'frozen-size50C', 'frozen-eta1', 'size50C-eta5',
+                    'size50C-paper', 'paper', 'paper+crt')
 
 CRT_OVERRIDES = {
     'model.type': 'DecoupledClassifier',
@@ -105,6 +117,11 @@ PROBE_READINGS: Dict[str, dict] = {
     'paper-capacity': dict(head=dict(memory_reduction='capacity')),
     'paper-batchred': dict(head=dict(memory_reduction='batch')),
     'cosine-beta1': dict(head=dict(classifier='cosine', memory=dict(beta=1.0))),
+    'size50C-eta1': dict(head=dict(eta=1.0, memory=dict(size='x50C'))),
+    'size50C-eta5': dict(head=dict(eta=5.0, memory=dict(size='x50C'))),
+    'paper-eta5': dict(head=dict(eta=5.0)),
+    'fr': dict(head=dict(variant='FR')),
+    'fr-eta1': dict(head=dict(variant='FR', eta=1.0)),
 }
 
 
@@ -132,7 +149,10 @@ def probe(args, ce_ckpt: str) -> dict:
 
     t0 = time.perf_counter()
     feats, labels, counts = {}, {}, None
-    for split in ('train', 'val', 'test'):
+    cache = args.feature_cache
+    if cache and osp.isfile(cache):
+        feats, labels, counts = torch.load(cache, weights_only=False)
+    for split in ([] if feats else ('train', 'val', 'test')):
         ds_cfg = copy.deepcopy(cfg.test_dataloader.dataset)
         ds_cfg.update(split=split, data_root=args.data_root)
         if args.dataset.startswith('cifar'):
@@ -152,6 +172,8 @@ def probe(args, ce_ckpt: str) -> dict:
                     out_y.append(torch.cat([s.gt_label for s in data['data_samples']]))
                     batch = []
         feats[split], labels[split] = torch.cat(out_f), torch.cat(out_y)
+    if cache and not osp.isfile(cache):
+        torch.save((feats, labels, counts), cache)
     extract_s = time.perf_counter() - t0
     counts_t = torch.as_tensor(counts)
     train_samples = [DataSample().set_gt_label(int(v)) for v in labels['train']]
@@ -239,11 +261,14 @@ def parse_args():
     p.add_argument('--extra-seeds', type=int, nargs='+', default=[1, 2])
     p.add_argument('--num-workers', type=int, default=0)
     p.add_argument('--work-dir', default='work_dirs/bench_mbj_accuracy')
+    p.add_argument('--tag', default='', help='suffix of the output JSON name')
     p.add_argument('--quick', action='store_true', help='1 epoch, 512 images: smoke test')
     p.add_argument('--probe', action='store_true',
                    help='frozen-backbone calibration on cached features (fast)')
     p.add_argument('--probe-readings', nargs='+', default=list(PROBE_READINGS))
     p.add_argument('--probe-seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--feature-cache', default=None,
+                   help='--probe: file to save / reuse the extracted features')
     return p.parse_args()
 
 
@@ -360,7 +385,7 @@ def main():
                   f'{te["top1_std"]:>7.2f}{te.get("many", float("nan")):>8.2f}'
                   f'{te.get("medium", float("nan")):>8.2f}{te.get("few", float("nan")):>8.2f}')
         os.makedirs(args.work_dir, exist_ok=True)
-        out = osp.join(args.work_dir, f'bench_mbj_accuracy_{ds}_probe.json')
+        out = osp.join(args.work_dir, f'bench_mbj_accuracy_{ds}_probe{args.tag}.json')
         with open(out, 'w') as f:
             json.dump(res, f, indent=2)
         print(f'wrote {out}')
