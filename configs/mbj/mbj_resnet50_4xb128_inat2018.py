@@ -4,7 +4,7 @@
 # Memory 5 * C = 40710 slots, beta 1.5, eta 15. Another timm backbone: change `model_name`
 # and the head's `in_channels` (timm `num_features`).
 _base_ = [
-    './_base_/inat2018.py',
+    '../_base_/datasets/inat2018.py',
     '../_base_/default_runtime.py',
 ]
 model_name = 'resnet50'

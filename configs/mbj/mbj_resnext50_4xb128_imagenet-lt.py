@@ -5,7 +5,7 @@
 # Memory 5 * C = 5000 slots, beta 1.5, eta 15. Another timm backbone: change `model_name`
 # and the head's `in_channels` (timm `num_features`).
 _base_ = [
-    './_base_/imagenet_lt.py',
+    '../_base_/datasets/imagenet_lt.py',
     '../_base_/default_runtime.py',
 ]
 model_name = 'resnext50_32x4d'

@@ -1,6 +1,6 @@
 # STG stage 1 (Sec. 3.2) on Places-LT: ResNet-152 initialised from ImageNet weights (timm), 30 epochs, SGD lr 0.01 for batch 256, x0.1 every 10 epochs (OLTR);
 # instance-balanced sampling and mixup (alpha 0.2). Next: stg-stage2_resnet152_4xb64_places-lt.py.
-_base_ = ['./_base_/places_lt.py', '../_base_/default_runtime.py']
+_base_ = ['../_base_/datasets/places_lt.py', '../_base_/default_runtime.py']
 
 model = dict(
     type='ImageClassifier',

@@ -1,6 +1,6 @@
 # STG stage 1 (Sec. 3.2) on ImageNet-LT: ResNet-50 from scratch, 90 epochs, SGD lr 0.2 for batch 512, cosine (Kang et al. 2019);
 # instance-balanced sampling and mixup (alpha 0.2). Next: stg-stage2_resnet50_4xb128_imagenet-lt.py.
-_base_ = ['./_base_/imagenet_lt.py', '../_base_/schedules/imagenet_lt_90e.py',
+_base_ = ['../_base_/datasets/imagenet_lt.py', '../_base_/schedules/imagenet_lt_90e.py',
           '../_base_/default_runtime.py']
 
 model = dict(
