@@ -7,8 +7,8 @@ model = dict(
     reinit_head=True,
     head=dict(_delete_=True, type='LinearClsHead', num_classes=100, in_channels=2048,
               loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, )))
-# The classifier stage's schedule (as configs/_base_/schedules/stage2_10e.py, which cannot be
-# a second base next to the stage-1 config: mmengine refuses duplicate keys among bases):
+# The classifier stage's 10-epoch schedule, written inline (mmengine refuses a schedule base
+# next to the stage-1 config: duplicate keys among bases):
 # 10 epochs, SGD momentum 0.9, cosine to 0; only the classifier has trainable parameters.
 optim_wrapper = dict(
     _delete_=True,
