@@ -11,6 +11,7 @@ from mmpretrain.structures import DataSample
 from torch.utils.data import Dataset
 
 import lt_plugins  # noqa: F401  (registration)
+from tests.runner_utils import assert_resume_matches_uninterrupted
 
 
 @MODELS.register_module(force=True)
@@ -92,19 +93,8 @@ def test_resume_equals_uninterrupted(tmp_path):
     torch.set_num_threads(1)
     # resume after the lr milestone (a run that stops exactly at the milestone epoch does
     # not resume bit-exactly even for a plain linear head)
-    full = _runner(str(tmp_path / 'full'), 'iem_full', max_epochs=3)
-    full.train()
-    part = _runner(str(tmp_path / 'part'), 'iem_part', max_epochs=2)
-    part.train()
-    ckpt = osp.join(str(tmp_path / 'part'), 'epoch_2.pth')
-    resumed = _runner(str(tmp_path / 'part'), 'iem_resumed', max_epochs=3, load_from=ckpt,
-                      resume=True)
-    resumed.train()
-
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    full, resumed = assert_resume_matches_uninterrupted(_runner, tmp_path, 'iem', stop_epoch=2,
+                                                       max_epochs=3)
     head = full.model.head
     assert int(head.num_steps) == 18
     assert head.global_memory.valid.any() and (head.global_memory.ages > 0).any()

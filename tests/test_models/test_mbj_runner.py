@@ -1,7 +1,6 @@
 """MBJ end-to-end through mmengine's Runner: k epochs -> checkpoint -> resume -> n epochs
 equals k + n uninterrupted epochs (weights, optimizer-driven state and memory bank)."""
 import logging
-import os.path as osp
 
 import pytest
 import torch
@@ -12,6 +11,7 @@ from mmpretrain.structures import DataSample
 from torch.utils.data import Dataset
 
 import lt_plugins  # noqa: F401  (registration)
+from tests.runner_utils import assert_resume_matches_uninterrupted
 
 
 @MODELS.register_module(force=True)
@@ -80,19 +80,8 @@ def _runner(work_dir, name, max_epochs, num_classes=4, load_from=None, resume=Fa
 
 def test_resume_equals_uninterrupted(tmp_path):
     torch.set_num_threads(1)
-    full = _runner(str(tmp_path / 'full'), 'mbj_full', max_epochs=3)
-    full.train()
-    part = _runner(str(tmp_path / 'part'), 'mbj_part', max_epochs=2)
-    part.train()
-    ckpt = osp.join(str(tmp_path / 'part'), 'epoch_2.pth')
-    resumed = _runner(str(tmp_path / 'part'), 'mbj_resumed', max_epochs=3, load_from=ckpt,
-                      resume=True)
-    resumed.train()
-
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    full, _ = assert_resume_matches_uninterrupted(_runner, tmp_path, 'mbj', stop_epoch=2,
+                                                 max_epochs=3)
     bank = full.model.head.memory
     # the memory phase ran (epochs 1-2, 6 iterations each) and left entries behind
     assert int(bank.step) == 12 and bank.fill_ratio() > 0
