@@ -9,6 +9,8 @@ Protocol (issue "IEM + RSA", Benchmarks):
    ``paper`` is ``configs/iem/iem_resnet32-cifar_1xb128_<dataset>-cpu.py``; the others are
    the Table 5 ablations and the open choices of the paper (``VARIANTS`` below, cfg
    overrides on top of it).
+   Variants marked ``__eval_of__`` re-evaluate another variant's trained checkpoint with
+   other inference settings (memory-score weights / normalisation) instead of training.
 3. Every run is evaluated on the balanced validation split and on the test split (overall /
    many / medium / few top-1 from ``ShotAccuracy``). The reading to report is chosen on
    validation overall top-1; its test numbers and CE's are the result.
@@ -49,6 +51,15 @@ VARIANTS: Dict[str, dict] = {
     # memory scores normalised over classes before the average with the softmax
     'norm-scores': {'model.head.normalize_memory_scores': True},
     'memlr1e-3-norm': dict(_MEMORY_LR_1E3, **{'model.head.normalize_memory_scores': True}),
+    # inference-only readings of the 'paper' model (same weights and memories, no training):
+    # the classifier alone, and the memory scores alone
+    'paper-classifier-only': {'__eval_of__': 'paper', 'model.head.inference_weights': dict(
+        classifier=1.0, global_memory=0.0, local_memory=0.0)},
+    'paper-memory-only': {'__eval_of__': 'paper', 'model.head.inference_weights': dict(
+        classifier=0.0, global_memory=0.5, local_memory=0.5)},
+    'paper-norm-scores': {'__eval_of__': 'paper', 'model.head.normalize_memory_scores': True},
+    'paper-classifier-heavy': {'__eval_of__': 'paper', 'model.head.inference_weights': dict(
+        classifier=0.8, global_memory=0.1, local_memory=0.1)},
 }
 DEFAULT_VARIANTS = ('paper', 'memlr1e-3', 'norm-scores', 'memlr1e-3-norm', 'no-rsa',
                     'no-local', 'no-global')
@@ -147,8 +158,19 @@ def main():
     results['runs']['ce'] = run(ce_cfg, osp.join(root, 'ce'), f'{ds}-ce', {}, args,
                                 ce_ckpt if reuse else None)
     for variant in args.variants:
+        overrides = dict(VARIANTS[variant])
+        source = overrides.pop('__eval_of__', None)
+        if source is not None:   # evaluate a trained variant's checkpoint, read differently
+            if source not in results['runs']:
+                raise SystemExit(f'variant {variant!r} evaluates {source!r}: list {source!r} '
+                                 'before it in --variants')
+            results['runs'][variant] = run(iem_cfg, osp.join(root, variant),
+                                           f'{ds}-iem-{variant}', overrides, args,
+                                           results['runs'][source]['checkpoint'])
+            results['runs'][variant]['evaluates'] = source
+            continue
         results['runs'][variant] = run(iem_cfg, osp.join(root, variant), f'{ds}-iem-{variant}',
-                                       VARIANTS[variant], args)
+                                       overrides, args)
 
     iem_runs = {k: v for k, v in results['runs'].items() if k != 'ce'}
     chosen = max(iem_runs, key=lambda k: iem_runs[k]['val'].get('top1', float('-inf')))

@@ -4,8 +4,11 @@ Runs (``tools/train.py`` / ``tools/test.py`` subprocesses, one after another):
 
 1. stage 1 ``stg-stage1_..._{dataset}-cpu.py`` (mixup, 30 epochs) unless ``--stage1-ckpt``;
 2. stage 2 ``stg-stage2_...-cpu.py`` (generator, 5 epochs) per seed;
-3. stage 3 twice per seed from the same checkpoints: cRT (``model.head.augment='none'``,
-   the same optimiser / sampler / epochs) and cRT + STG (``augment='stg'``);
+3. stage 3 per seed from the same checkpoints, once per ``--arms`` entry (``ARMS``): cRT
+   (``model.head.augment='none'``, the same optimiser / sampler / epochs) and the cRT + STG
+   readings (``augment='stg'`` with lambda 1.5 / 1.0 / 0.5, or without the mean); each is
+   tested on the balanced validation split and on the test split, and the STG reading is
+   chosen on the mean validation top-1 only;
    ``--with-baseline-crt`` also runs the package's own cRT config (SGD, lr 0.1) on the
    stage-1 checkpoint for reference;
 
@@ -32,6 +35,18 @@ from typing import Dict, List, Optional
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 CFG = 'configs/stg/stg-stage{s}_resnet32-cifar_1xb128_{d}-cpu.py'
 BASELINE_CRT = 'configs/baselines/crt_resnet32-cifar_1xb128_{d}-cpu.py'
+# Stage-3 arms, all from the same stage-2 checkpoint of a seed (cfg-options on top of the
+# stage-3 config). 'crt' is the control; the STG readings are the paper's (lambda 1.5), the
+# other end of the paper's lambda grid {0.5, 1, 1.5}, and the variance-only diagnostic (the
+# Eq. 1 mean of a head sample is the offset to its class centre, so for a tail sample with a
+# head token ``mu`` points at that head class). The STG reading is chosen on validation.
+ARMS: Dict[str, List[str]] = {
+    'crt': ['model.head.augment=none'],
+    'stg': ['model.head.augment=stg'],
+    'stg-lam0.5': ['model.head.augment=stg', 'model.head.lam=0.5'],
+    'stg-lam1.0': ['model.head.augment=stg', 'model.head.lam=1.0'],
+    'stg-nomean': ['model.head.augment=stg', 'model.head.use_mean=False'],
+}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -43,6 +58,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--cache', type=int, default=0,
                    help='train stages 2/3 on N cached views (0: live backbone)')
     p.add_argument('--with-baseline-crt', action='store_true')
+    p.add_argument('--arms', nargs='+', default=['crt', 'stg'], choices=list(ARMS),
+                   help='stage-3 arms per seed (crt is the control; the reported STG '
+                   'reading is the arm with the best mean validation top-1)')
     p.add_argument('--speed-only', action='store_true',
                    help='only time one stage-3 epoch live vs cached (needs --stage1-ckpt '
                    'or a finished stage 1, and a stage-2 checkpoint via --stage2-ckpt)')
@@ -97,10 +115,14 @@ def train(args, config: str, work_dir: str, opts: List[str]) -> float:
                       '--cfg-options', *opts, *(SMOKE_TRAIN if SMOKE else [])])
 
 
-def test(args, config: str, ckpt: str, work_dir: str, opts: List[str]) -> Dict[str, float]:
-    out = osp.join(work_dir, 'test.json')
+def test(args, config: str, ckpt: str, work_dir: str, opts: List[str],
+         split: str = 'test') -> Dict[str, float]:
+    """Shot accuracies of ``ckpt`` on the ``split`` ('test' or the balanced 'val')."""
+    out = osp.join(work_dir, f'{split}.json')
+    split_opts = [] if split == 'test' else [f'test_dataloader.dataset.split={split}']
     run(args, [args.python, 'tools/test.py', config, ckpt, '--work-dir', work_dir,
-               '--out', out, '--cfg-options', *opts, *(SMOKE_TEST if SMOKE else [])])
+               '--out', out, '--cfg-options', *opts, *split_opts,
+               *(SMOKE_TEST if SMOKE and split == 'test' else [])])
     with open(osp.join(ROOT, out)) as f:
         raw = json.load(f)
     pick = {}
@@ -220,32 +242,50 @@ def main(argv: Optional[List[str]] = None) -> dict:
         t2 = train(args, s2v, w2, seed_opts + [f'load_from={ckpt1}'])
         ckpt2 = osp.join(w2, f'epoch_{epochs(s2)}.pth')
         entry = dict(stage2_wall_s=t2)
-        for name, aug in (('crt', 'none'), ('stg', 'stg')):
+        for name in args.arms:
             w3 = osp.join(wd, f'bench_stg_stage3_{name}_{d}_s{seed}')
-            t3 = train(args, s3v, w3, seed_opts + [f'load_from={ckpt2}',
-                                                   f'model.head.augment={aug}'])
+            t3 = train(args, s3v, w3, seed_opts + [f'load_from={ckpt2}', *ARMS[name]])
             ckpt3 = osp.join(w3, f'epoch_{epochs(s3)}.pth')
-            entry[name] = dict(wall_s=t3, **test(args, s3, ckpt3, w3,
-                                                 dopts + [f'model.head.augment={aug}']))
+            entry[name] = dict(wall_s=t3, **test(args, s3, ckpt3, w3, dopts + ARMS[name]))
+            entry[name]['val'] = test(args, s3, ckpt3, w3, dopts + ARMS[name], split='val')
         result['seeds'][seed] = entry
 
-    def mean(name, key):
-        vals = [e[name][key] for e in result['seeds'].values()]
+    def values(name, key, split=None):
+        return [(e[name][split] if split else e[name])[key] for e in result['seeds'].values()]
+
+    def mean(name, key, split=None):
+        vals = values(name, key, split)
         return sum(vals) / len(vals)
 
+    def std(name, key):
+        vals = values(name, key)
+        m = sum(vals) / len(vals)
+        return (sum((v - m) ** 2 for v in vals) / max(len(vals) - 1, 1)) ** 0.5
+
     print(f'\nSTG vs cRT on {d} (CPU schedule, seeds {args.seeds}, cache={args.cache})')
-    print(f'{"method":<14}{"overall":>9}{"many":>8}{"medium":>8}{"few":>8}{"stage-3 s":>11}')
-    rows = [('cRT', 'crt'), ('cRT + STG', 'stg')]
+    stg_arms = [a for a in args.arms if a != 'crt']
+    chosen = max(stg_arms, key=lambda a: mean(a, 'top1', 'val')) if stg_arms else None
+    result['chosen_on_val'] = chosen
+    print(f'{"method":<14}{"val":>8}{"overall":>9}{"+-":>6}{"many":>8}{"medium":>8}'
+          f'{"few":>8}{"stage-3 s":>11}')
+    rows = [(('cRT + ' + a) if a != 'crt' else 'cRT', a) for a in args.arms]
     if 'baseline_crt' in result:
         b = result['baseline_crt']
-        print(f'{"cRT (SGD cfg)":<14}{b["top1"]:9.2f}{b["many"]:8.2f}{b["medium"]:8.2f}'
-              f'{b["few"]:8.2f}{b["wall_s"]:11.0f}')
+        print(f'{"cRT (SGD cfg)":<14}{"":>8}{b["top1"]:9.2f}{"":>6}{b["many"]:8.2f}'
+              f'{b["medium"]:8.2f}{b["few"]:8.2f}{b["wall_s"]:11.0f}')
     summary = {}
     for label, name in rows:
         summary[name] = {k: mean(name, k) for k in ('top1', 'many', 'medium', 'few', 'wall_s')}
+        summary[name].update(val_top1=mean(name, 'top1', 'val'), top1_std=std(name, 'top1'))
         s = summary[name]
-        print(f'{label:<14}{s["top1"]:9.2f}{s["many"]:8.2f}{s["medium"]:8.2f}{s["few"]:8.2f}'
-              f'{s["wall_s"]:11.0f}')
+        mark = ' *' if name == chosen else ''
+        print(f'{label + mark:<14}{s["val_top1"]:8.2f}{s["top1"]:9.2f}{s["top1_std"]:6.2f}'
+              f'{s["many"]:8.2f}{s["medium"]:8.2f}{s["few"]:8.2f}{s["wall_s"]:11.0f}')
+    if chosen:
+        gain = summary[chosen]['top1'] - summary['crt']['top1'] if 'crt' in summary else None
+        result['test_top1_gain_over_crt'] = gain
+        print(f'* chosen on validation: {chosen}' +
+              (f'; test overall gain over cRT {gain:+.2f}' if gain is not None else ''))
     stage2 = [e['stage2_wall_s'] for e in result['seeds'].values()]
     print(f'stage 1: {result["wall_s"].get("stage1", float("nan")):.0f} s, stage 2: '
           f'{sum(stage2) / len(stage2):.0f} s (mean over seeds)')
