@@ -5,7 +5,7 @@ _base_ = ['./afa_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu.py']
 model = dict(
     type='DecoupledLabelAwareClassifier',
     reinit_head=True,
-    head=dict(_delete_=True, type='LinearClsHead', num_classes=10, in_channels=64,
+    head=dict(_delete_=True, type='LinearClsHead', num_classes=10, in_channels='auto',
               loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, )))
 # The classifier stage's 10-epoch schedule, written inline (mmengine refuses a schedule base
 # next to the stage-1 config: duplicate keys among bases):

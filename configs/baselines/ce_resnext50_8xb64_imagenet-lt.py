@@ -5,8 +5,8 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 model = dict(
-    type='ImageClassifier',
+    type='AutoChannelClassifier',
     backbone=dict(type='TIMMBackbone', model_name='resnext50_32x4d', pretrained=False),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=1000, in_channels=2048,
+    head=dict(type='LinearClsHead', num_classes=1000, in_channels='auto',
               loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, 5)))

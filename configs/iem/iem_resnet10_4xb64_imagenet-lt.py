@@ -10,14 +10,14 @@ _base_ = [
     './_base_/iem_runtime.py',
 ]
 model = dict(
-    type='ImageClassifier',
+    type='AutoChannelClassifier',
     backbone=dict(type='TIMMBackbone', model_name='resnet10', pretrained=False,
                   features_only=False),
-    neck=dict(type='RSANeck', in_channels=512),
+    neck=dict(type='RSANeck', in_channels='auto'),
     head=dict(
         type='IEMHead',
         num_classes=1000,
-        in_channels=512,
+        in_channels='auto',
         global_capacity=256,
         local_capacity=256,
         num_neighbors=50,

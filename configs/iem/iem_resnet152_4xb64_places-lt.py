@@ -8,14 +8,14 @@ _base_ = [
     './_base_/iem_runtime.py',
 ]
 model = dict(
-    type='ImageClassifier',
+    type='AutoChannelClassifier',
     backbone=dict(type='TIMMBackbone', model_name='resnet152', pretrained=True,
                   features_only=False),
-    neck=dict(type='RSANeck', in_channels=2048),
+    neck=dict(type='RSANeck', in_channels='auto'),
     head=dict(
         type='IEMHead',
         num_classes=365,
-        in_channels=2048,
+        in_channels='auto',
         global_capacity=128,
         local_capacity=128,
         num_neighbors=50,

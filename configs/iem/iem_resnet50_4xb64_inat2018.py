@@ -7,14 +7,14 @@ _base_ = [
     './_base_/iem_runtime.py',
 ]
 model = dict(
-    type='ImageClassifier',
+    type='AutoChannelClassifier',
     backbone=dict(type='TIMMBackbone', model_name='resnet50', pretrained=False,
                   features_only=False),
-    neck=dict(type='RSANeck', in_channels=2048),
+    neck=dict(type='RSANeck', in_channels='auto'),
     head=dict(
         type='IEMHead',
         num_classes=8142,
-        in_channels=2048,
+        in_channels='auto',
         global_capacity=16,
         local_capacity=16,
         num_neighbors=16,

@@ -11,7 +11,7 @@ model = dict(
     head=dict(
         type='MBJClsHead',
         num_classes=10,
-        in_channels=64,
+        in_channels='auto',
         memory=dict(type='RebalancedFIFOMemory', beta=1.5, size=5 * 10),
         eta=15.0,
         memory_enabled=False,

@@ -21,7 +21,7 @@ model = dict(
     head=dict(
         type='MBJClsHead',
         num_classes=10,
-        in_channels=64,
+        in_channels='auto',
         classifier='linear',
         memory=dict(type='RebalancedFIFOMemory', beta=1.5, admission='max_normalized',
                     size=5 * 10, seed=0),

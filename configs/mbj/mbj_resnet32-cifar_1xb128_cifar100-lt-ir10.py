@@ -20,7 +20,7 @@ model = dict(
     head=dict(
         type='MBJClsHead',
         num_classes=100,
-        in_channels=64,
+        in_channels='auto',
         classifier='linear',
         memory=dict(type='RebalancedFIFOMemory', beta=1.5, admission='max_normalized',
                     size=5 * 100, seed=0),

@@ -10,13 +10,13 @@ _base_ = [
 model_name = 'resnet50'
 memory_start_epoch = 90
 model = dict(
-    type='ImageClassifier',
+    type='AutoChannelClassifier',
     backbone=dict(type='TIMMBackbone', model_name=model_name, pretrained=False),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='MBJClsHead',
         num_classes=8142,
-        in_channels=2048,
+        in_channels='auto',
         memory=dict(type='RebalancedFIFOMemory', beta=1.5, size=5 * 8142),
         eta=15.0,
         memory_enabled=False,

@@ -11,13 +11,13 @@ _base_ = [
 model_name = 'resnext50_32x4d'
 memory_start_epoch = 90
 model = dict(
-    type='ImageClassifier',
+    type='AutoChannelClassifier',
     backbone=dict(type='TIMMBackbone', model_name=model_name, pretrained=False),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='MBJClsHead',
         num_classes=1000,
-        in_channels=2048,
+        in_channels='auto',
         memory=dict(type='RebalancedFIFOMemory', beta=1.5, size=5 * 1000),
         eta=15.0,
         memory_enabled=False,

@@ -3,10 +3,10 @@
 _base_ = ['../_base_/datasets/places_lt.py', '../_base_/default_runtime.py']
 
 model = dict(
-    type='ImageClassifier',
+    type='AutoChannelClassifier',
     backbone=dict(type='TIMMBackbone', model_name='resnet152', pretrained=True),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=365, in_channels=2048,
+    head=dict(type='LinearClsHead', num_classes=365, in_channels='auto',
               loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, 5)),
     train_cfg=dict(augments=dict(type='Mixup', alpha=0.2)))
 train_dataloader = dict(batch_size=64)

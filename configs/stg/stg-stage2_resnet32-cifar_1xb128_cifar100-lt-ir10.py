@@ -19,7 +19,7 @@ model = dict(
         _delete_=True,
         type='STGGeneratorHead',
         num_classes=100,
-        in_channels=64,
+        in_channels='auto',
         generator=dict(type='SemanticTransformationGenerator'),
         dictionary_size=1200,  # Table 6: 0 / 600 / 1200
         head_threshold=head_threshold,

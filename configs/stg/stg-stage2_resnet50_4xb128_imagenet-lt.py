@@ -16,7 +16,7 @@ model = dict(
         _delete_=True,
         type='STGGeneratorHead',
         num_classes=1000,
-        in_channels=2048,
+        in_channels='auto',
         generator=dict(type='SemanticTransformationGenerator'),
         dictionary_size=1200,
         head_threshold=head_threshold,

@@ -13,7 +13,7 @@ model = dict(
         _delete_=True,
         type='STGClsHead',
         num_classes=10,
-        in_channels=64,
+        in_channels='auto',
         generator=dict(type='SemanticTransformationGenerator'),
         head_threshold={{_base_.head_threshold}},
         augment='stg',

@@ -10,7 +10,7 @@ model = dict(
         _delete_=True,
         type='STGClsHead',
         num_classes=1000,
-        in_channels=2048,
+        in_channels='auto',
         generator=dict(type='SemanticTransformationGenerator'),
         head_threshold={{_base_.head_threshold}},
         augment='stg',

@@ -2,17 +2,17 @@
 # TIMMBackbone with features_only=False (its default) resets the timm classifier with
 # global_pool='', so the backbone returns the final 8x8x64 map that RSANeck needs
 # (features_only=True works too: RSANeck takes the last map). Any timm CNN works by
-# changing `model_name` and the three channel numbers (timm `num_features`).
+# changing `model_name` only (in_channels='auto' is read off the backbone).
 _base_ = ['../../_base_/models/resnet32_cifar.py']
 
 model = dict(
     backbone=dict(type='TIMMBackbone', model_name='resnet32_cifar', features_only=False),
-    neck=dict(_delete_=True, type='RSANeck', in_channels=64, h_max=2, w_max=2),
+    neck=dict(_delete_=True, type='RSANeck', in_channels='auto', h_max=2, w_max=2),
     head=dict(
         _delete_=True,
         type='IEMHead',
         num_classes=10,
-        in_channels=64,
+        in_channels='auto',
         global_capacity=512,         # slots per class; C=100: 2 x 13 MiB (+2 x 26 MiB Adam)
         local_capacity=512,
         num_neighbors=50,            # paper

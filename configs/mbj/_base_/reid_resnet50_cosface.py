@@ -2,20 +2,19 @@
 # `pretrained=True` for ImageNet weights; offline, point timm at a local file with
 # `pretrained_cfg_overlay=dict(file='/path/resnet50.pth')`), global average pooling, and
 # MBJMetricHead (CosFace scale 64 / margin 0.35; prototype memory 5 * C, beta 1.5, Circle
-# memory loss of Eq. 4, eta = 1/15). Another timm backbone: change `model_name` and set
-# `in_channels` of the head to its feature width (timm's `num_features`).
+# memory loss of Eq. 4, eta = 1/15). Another timm backbone: change `model_name` (the head's
+# in_channels='auto' becomes its feature width, timm's `num_features`).
 model_name = 'resnet50'
-feat_dim = 2048
 memory_start_epoch = 40  # CosFace until convergence, then MBJ at 1/10 of the lr (Algorithm 2)
 
 model = dict(
-    type='ImageClassifier',
+    type='AutoChannelClassifier',
     backbone=dict(type='TIMMBackbone', model_name=model_name, pretrained=False),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='MBJMetricHead',
         num_classes=751,
-        in_channels=feat_dim,
+        in_channels='auto',
         loss=dict(type='CosFaceLoss', scale=64.0, margin=0.35),
         memory=dict(type='RebalancedFIFOMemory', beta=1.5, admission='max_normalized'),
         memory_loss=dict(type='CircleMemoryLoss', scale=64.0, margin=0.35),

@@ -1,5 +1,7 @@
+from .auto_channels import AutoChannelClassifier
 from .decoupled import DecoupledClassifier
 from .decoupled_label_aware import DecoupledLabelAwareClassifier
 from .label_aware import LabelAwareClassifier
 
-__all__ = ['DecoupledClassifier', 'DecoupledLabelAwareClassifier', 'LabelAwareClassifier']
+__all__ = ['AutoChannelClassifier', 'DecoupledClassifier', 'DecoupledLabelAwareClassifier',
+           'LabelAwareClassifier']

@@ -2,12 +2,13 @@
 from typing import Sequence, Tuple
 
 import torch
-from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
+
+from .auto_channels import AutoChannelClassifier
 
 
 @MODELS.register_module()
-class DecoupledClassifier(ImageClassifier):
+class DecoupledClassifier(AutoChannelClassifier):
     """``ImageClassifier`` whose representation is frozen for classifier re-training.
 
     The modules named in ``frozen`` (default backbone and neck) get no gradients, run under

@@ -2,13 +2,14 @@
 from typing import List, Optional, Tuple, Union
 
 import torch
-from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from .auto_channels import AutoChannelClassifier
+
 
 @MODELS.register_module()
-class LabelAwareClassifier(ImageClassifier):
+class LabelAwareClassifier(AutoChannelClassifier):
     """``ImageClassifier`` that hands labels to necks that ask for them.
 
     MMPretrain's ``ImageClassifier`` calls ``neck(feats)``: a neck never sees labels and
