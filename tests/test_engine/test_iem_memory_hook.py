@@ -6,7 +6,7 @@ import torch.nn as nn
 from mmengine.optim import OptimWrapper
 
 from lt_plugins.engine.hooks.iem_memory_hook import IEMMemoryHook, reset_optimizer_slots
-from lt_plugins.engine.hooks.iem_optimizer import HybridSGDAdam
+from lt_plugins.engine.optimizers import HybridSGDAdam
 from lt_plugins.memory.episodic import EpisodicMemory
 
 

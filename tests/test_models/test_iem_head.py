@@ -12,7 +12,7 @@ from mmpretrain.structures import DataSample
 
 import lt_plugins  # noqa: F401
 from lt_plugins.engine.hooks.iem_memory_hook import IEMMemoryHook
-from lt_plugins.engine.hooks.iem_optimizer import HybridSGDAdam
+from lt_plugins.engine.optimizers import HybridSGDAdam
 from lt_plugins.models.heads.iem_head import IEMHead
 from lt_plugins.models.necks.rsa_neck import RSANeck
 

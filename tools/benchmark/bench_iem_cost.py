@@ -176,7 +176,7 @@ def main():
     from mmpretrain.structures import DataSample
 
     from lt_plugins.engine.hooks.iem_memory_hook import reset_optimizer_slots
-    from lt_plugins.engine.hooks.iem_optimizer import HybridSGDAdam
+    from lt_plugins.engine.optimizers import HybridSGDAdam
     init_default_scope('mmpretrain')
     torch.manual_seed(0)
     C, D = args.num_classes, args.in_channels

@@ -1,12 +1,11 @@
 from .class_counts_hook import ClassCountsHook
 from .feature_cache_hook import FeatureCacheHook
 from .iem_memory_hook import IEMMemoryHook
-from .iem_optimizer import HybridSGDAdam  # registers the optimizer IEM uses
 from .lbls_hook import LBLSHook
 from .mbj_memory_stats_hook import MBJMemoryStatsHook
 from .mbj_memory_switch_hook import MBJMemorySwitchHook
 
 __all__ = [
-    'ClassCountsHook', 'FeatureCacheHook', 'HybridSGDAdam', 'IEMMemoryHook', 'LBLSHook',
+    'ClassCountsHook', 'FeatureCacheHook', 'IEMMemoryHook', 'LBLSHook',
     'MBJMemoryStatsHook', 'MBJMemorySwitchHook'
 ]
