@@ -42,10 +42,10 @@ BASELINE_CRT = 'configs/baselines/crt_resnet32-cifar_1xb128_{d}-cpu.py'
 # head token ``mu`` points at that head class). The STG reading is chosen on validation.
 ARMS: Dict[str, List[str]] = {
     'crt': ['model.head.augment=none'],
-    'stg': ['model.head.augment=stg'],
+    'stg': ['model.head.augment=stg', 'model.head.lam=1.5'],
     'stg-lam0.5': ['model.head.augment=stg', 'model.head.lam=0.5'],
     'stg-lam1.0': ['model.head.augment=stg', 'model.head.lam=1.0'],
-    'stg-nomean': ['model.head.augment=stg', 'model.head.use_mean=False'],
+    'stg-nomean': ['model.head.augment=stg', 'model.head.lam=1.5', 'model.head.use_mean=False'],
 }
 
 
