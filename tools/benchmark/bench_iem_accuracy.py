@@ -60,6 +60,10 @@ VARIANTS: Dict[str, dict] = {
     'paper-norm-scores': {'__eval_of__': 'paper', 'model.head.normalize_memory_scores': True},
     'paper-classifier-heavy': {'__eval_of__': 'paper', 'model.head.inference_weights': dict(
         classifier=0.8, global_memory=0.1, local_memory=0.1)},
+    'memlr1e-3-memory-only': {'__eval_of__': 'memlr1e-3', 'model.head.inference_weights': dict(
+        classifier=0.0, global_memory=0.5, local_memory=0.5)},
+    'memlr1e-3-norm-scores': {'__eval_of__': 'memlr1e-3',
+                              'model.head.normalize_memory_scores': True},
 }
 DEFAULT_VARIANTS = ('paper', 'memlr1e-3', 'norm-scores', 'memlr1e-3-norm', 'no-rsa',
                     'no-local', 'no-global')
