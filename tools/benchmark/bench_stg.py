@@ -3,7 +3,7 @@
 Runs (``tools/train.py`` / ``tools/test.py`` subprocesses, one after another):
 
 1. stage 1 ``stg-stage1_..._{dataset}-cpu.py`` (mixup, 30 epochs) unless ``--stage1-ckpt``;
-2. stage 2 ``stg-stage2_...-cpu.py`` (generator, 5 epochs) per seed;
+2. stage 2 ``stg-stage2_...-cpu.py`` (generator, 10 epochs) per seed;
 3. stage 3 per seed from the same checkpoints, once per ``--arms`` entry (``ARMS``): cRT
    (``model.head.augment='none'``, the same optimiser / sampler / epochs) and the cRT + STG
    readings (``augment='stg'`` with lambda 1.5 / 1.0 / 0.5, or without the mean); each is
@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import statistics
 import subprocess
 import sys
 import time
@@ -254,13 +255,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
         return [(e[name][split] if split else e[name])[key] for e in result['seeds'].values()]
 
     def mean(name, key, split=None):
-        vals = values(name, key, split)
-        return sum(vals) / len(vals)
+        return statistics.mean(values(name, key, split))
 
     def std(name, key):
         vals = values(name, key)
-        m = sum(vals) / len(vals)
-        return (sum((v - m) ** 2 for v in vals) / max(len(vals) - 1, 1)) ** 0.5
+        return statistics.stdev(vals) if len(vals) > 1 else 0.0
 
     print(f'\nSTG vs cRT on {d} (CPU schedule, seeds {args.seeds}, cache={args.cache})')
     stg_arms = [a for a in args.arms if a != 'crt']
