@@ -21,6 +21,7 @@ from mmpretrain.registry import MODELS
 from .rebalanced_fifo import gather_in_rank_order
 
 _INF = float('inf')
+READ_NORMALIZATIONS = ('class', 'all')
 
 
 def squared_distances(queries: torch.Tensor, keys: torch.Tensor,
@@ -158,13 +159,18 @@ class EpisodicMemory(nn.Module):
                 f'(+{self.memory_bytes(2) / 2**20 - self.memory_bytes() / 2**20:.2f} MiB Adam)')
 
     # ------------------------------------------------------------------ read
-    def _aggregate(self, dist_top: torch.Tensor, val_top: torch.Tensor) -> torch.Tensor:
-        """Eq. 1 over the last dim; ``inf`` distances are empty slots (weight 0)."""
+    def _aggregate(self, dist_top: torch.Tensor, val_top: torch.Tensor,
+                   over_classes: bool = False) -> torch.Tensor:
+        """Eq. 1 over the last dim; ``inf`` distances are empty slots (weight 0).
+
+        ``over_classes`` divides by the similarity mass of all classes (the last two dims,
+        ``(..., C, n)``) instead of each class's own.
+        """
         selected = torch.isfinite(dist_top)
         safe = dist_top.masked_fill(~selected, 0.0).clamp_min(0.0)
         sim = (safe + self.delta).reciprocal() * selected
         num = (sim * val_top).sum(-1)
-        den = sim.sum(-1)
+        den = sim.sum((-2, -1), keepdim=True).squeeze(-1) if over_classes else sim.sum(-1)
         out = num / den.clamp_min(torch.finfo(den.dtype).tiny)
         return torch.where(den > 0, out, torch.full_like(out, self.empty_value))
 
@@ -240,15 +246,24 @@ class EpisodicMemory(nn.Module):
         return out.squeeze(1) if squeeze else out
 
     @torch.no_grad()
-    def read_all(self, queries: torch.Tensor) -> torch.Tensor:
+    def read_all(self, queries: torch.Tensor, normalization: str = 'class') -> torch.Tensor:
         """Read every class's memory for every query (inference); changes no state.
 
         Args:
             queries (Tensor): ``(B, D)`` or ``(B, R, D)``.
+            normalization (str): ``'class'`` is Eq. 1: class ``l`` scores the
+                similarity-weighted mean of its ``n`` nearest values, normalised by its own
+                similarity mass, so the score hardly depends on how near those slots are.
+                ``'all'`` divides the same weighted sum by the similarity mass of every
+                class's ``n`` nearest slots (a soft kNN over all memories): a class whose
+                slots are far from the query scores low, and the scores sum to at most 1.
 
         Returns:
             Tensor: ``(B, C)`` or ``(B, R, C)`` float32 read values.
         """
+        if normalization not in READ_NORMALIZATIONS:
+            raise ValueError(f'EpisodicMemory.read_all: normalization={normalization!r}; use '
+                             f'one of {READ_NORMALIZATIONS}.')
         queries, squeeze = self._check_queries(queries, 'read_all')
         lead = queries.shape[:2]
         flat = queries.reshape(-1, self.dim)
@@ -267,7 +282,8 @@ class EpisodicMemory(nn.Module):
                 dist_top, idx = dists.topk(self.num_neighbors, dim=-1, largest=False,
                                            sorted=False)
                 val_top = values.expand(q.size(0), -1, -1).gather(-1, idx)
-                outs.append(self._aggregate(dist_top, val_top))
+                outs.append(self._aggregate(dist_top, val_top,
+                                            over_classes=normalization == 'all'))
         out = torch.cat(outs).view(*lead, self.num_classes)
         return out.squeeze(1) if squeeze else out
 

@@ -105,6 +105,44 @@ def test_read_all_equals_per_class_reads_with_and_without_chunks():
     torch.testing.assert_close(mem.read_all(queries[:, 0]), full[:, 0])
 
 
+def _brute_read_all_classes(mem, query):
+    """'all' normalisation for one query: every class's top-n weighted values over the total
+    similarity of all classes' top-n slots (explicit sort per class)."""
+    nums, dens = [], []
+    for cls in range(mem.num_classes):
+        idx = mem.valid[cls].nonzero().squeeze(1)
+        d = ((mem.keys.detach()[cls, idx] - query) ** 2).sum(-1)
+        order = torch.argsort(d, stable=True)[:mem.num_neighbors]
+        s = 1.0 / (d[order] + mem.delta)
+        nums.append((s * mem.values.detach()[cls, idx][order]).sum())
+        dens.append(s.sum())
+    return torch.stack(nums) / torch.stack(dens).sum()
+
+
+def test_read_all_over_classes_matches_brute_force_and_errors():
+    mem = _filled(valid_counts=(6, 1, 0, 3))
+    gen = torch.Generator().manual_seed(4)
+    queries = torch.randn(5, 2, 3, generator=gen, dtype=torch.float64)
+    out = mem.read_all(queries, normalization='all')
+    assert out.shape == (5, 2, 4)
+    ref = torch.stack([torch.stack([_brute_read_all_classes(mem, queries[b, r])
+                                    for r in range(2)]) for b in range(5)])
+    torch.testing.assert_close(out, ref)
+    assert (out[..., 2] == 0).all()                       # empty class scores 0
+    assert (out.sum(-1) <= 1 + 1e-12).all()               # values in [0, 1]: mass <= 1
+    # a class whose slots sit on the query takes (almost) all the mass; per-class
+    # normalisation would score every class by its typical value instead
+    near = mem.keys.detach()[3, mem.valid[3]][0]
+    scores = mem.read_all(near.view(1, 3), normalization='all')[0]
+    assert scores.argmax() == 3
+    mem.max_read_elements = 1
+    torch.testing.assert_close(mem.read_all(queries, normalization='all'), out)
+    with pytest.raises(ValueError, match='normalization'):
+        mem.read_all(queries, normalization='softmax')
+    empty = EpisodicMemory(2, 3, capacity=4, num_neighbors=2)
+    assert (empty.read_all(torch.randn(3, 3), normalization='all') == 0).all()
+
+
 def _write(mem, rows, values, classes):
     mem.write(torch.tensor(rows, dtype=mem.keys.dtype),
               torch.tensor(values, dtype=mem.values.dtype),

@@ -135,6 +135,16 @@ def test_predict_averages_classifier_and_memories_and_leaves_state():
     torch.testing.assert_close(normed, 0.5 * cls + 0.25 * glob / glob.sum(1, keepdim=True)
                                + 0.25 * loc / loc.sum(1, keepdim=True))
     torch.testing.assert_close(normed.sum(1), torch.ones(6))
+    head.normalize_memory_scores = False
+    head.inference_read = 'all'           # each memory normalised over all classes' slots
+    with torch.no_grad():
+        knn = torch.stack([p.pred_score for p in head.predict(feats)])
+        glob_all = head.global_memory.read_all(feats[0], 'all')
+        loc_all = head.local_memory.read_all(feats[1], 'all').mean(1)
+    torch.testing.assert_close(knn, 0.5 * cls + 0.25 * glob_all + 0.25 * loc_all)
+    # same numerators as Eq. 1, one denominator per query: ratios between classes follow
+    # the per-class similarity mass, which the paper's read discards
+    assert not torch.allclose(knn, ref)
     for key, value in head.state_dict().items():
         assert torch.equal(value, before[key]), key
     assert not head.flush_memories()
@@ -172,6 +182,8 @@ def test_clear_errors():
         IEMHead(C, DIM, global_capacity=10)
     with pytest.raises(ValueError, match='warmup_value'):
         IEMHead(C, DIM, warmup_value='softmax')
+    with pytest.raises(ValueError, match='inference_read'):
+        IEMHead(C, DIM, inference_read='knn')
 
 
 # ----------------------------------------------------------------- resume

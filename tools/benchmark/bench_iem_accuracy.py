@@ -15,7 +15,10 @@ Protocol (issue "IEM + RSA", Benchmarks):
    many / medium / few top-1 from ``ShotAccuracy``). The reading to report is chosen on
    validation overall top-1; its test numbers and CE's are the result.
 
-Prints a table and writes ``<work-dir>/bench_iem_accuracy_<dataset>.json``. Long: each run
+Prints a table and writes ``<work-dir>/bench_iem_accuracy_<dataset>.json``, keeping the runs
+an earlier call wrote there (same seed) unless they are run again; with ``--reuse-trained`` a
+trained variant whose final checkpoint is in its work dir is only evaluated, and
+``__eval_of__`` variants may read a checkpoint trained by an earlier call. Long: each run
 is 30 epochs on one core. ``--quick`` runs 1 epoch on 512 images per split (plumbing check).
 
     OMP_NUM_THREADS=1 taskset -c 0 python tools/benchmark/bench_iem_accuracy.py \\
@@ -64,6 +67,14 @@ VARIANTS: Dict[str, dict] = {
         classifier=0.0, global_memory=0.5, local_memory=0.5)},
     'memlr1e-3-norm-scores': {'__eval_of__': 'memlr1e-3',
                               'model.head.normalize_memory_scores': True},
+    # memory reads normalised over all classes' nearest slots (a soft kNN) at inference,
+    # instead of Eq. 1's per-class normalisation (which ignores how near a class's slots are)
+    'paper-read-all': {'__eval_of__': 'paper', 'model.head.inference_read': 'all'},
+    'paper-read-all-memory-only': {
+        '__eval_of__': 'paper', 'model.head.inference_read': 'all',
+        'model.head.inference_weights': dict(classifier=0.0, global_memory=0.5,
+                                             local_memory=0.5)},
+    'memlr1e-3-read-all': {'__eval_of__': 'memlr1e-3', 'model.head.inference_read': 'all'},
 }
 DEFAULT_VARIANTS = ('paper', 'memlr1e-3', 'norm-scores', 'memlr1e-3-norm', 'no-rsa',
                     'no-local', 'no-global')
@@ -81,6 +92,9 @@ def parse_args():
     p.add_argument('--num-workers', type=int, default=0)
     p.add_argument('--work-dir', default='work_dirs/bench_iem_accuracy')
     p.add_argument('--quick', action='store_true', help='1 epoch, 512 images: smoke test')
+    p.add_argument('--reuse-trained', action='store_true',
+                   help='a trained variant whose work dir already holds its final checkpoint '
+                        'is evaluated from it instead of trained again')
     return p.parse_args()
 
 
@@ -156,6 +170,13 @@ def main():
     ce_cfg = f'configs/baselines/ce_resnet32-cifar_1xb128_{ds}-cpu.py'
     iem_cfg = f'configs/iem/iem_resnet32-cifar_1xb128_{ds}-cpu.py'
     results = dict(dataset=ds, quick=args.quick, seed=args.seed, runs={})
+    out = osp.join(args.work_dir, f'bench_iem_accuracy_{ds}.json')
+    previous = {}    # runs of an earlier call with the same work dir: kept, unless re-run
+    if osp.isfile(out):
+        with open(out) as f:
+            earlier = json.load(f)
+        if (earlier.get('quick'), earlier.get('seed')) == (args.quick, args.seed):
+            previous = earlier.get('runs', {})
 
     ce_ckpt = args.ce_checkpoint or f'work_dirs/bench_ce_{ds}/epoch_30.pth'
     reuse = not args.quick and osp.isfile(ce_ckpt)
@@ -165,17 +186,27 @@ def main():
         overrides = dict(VARIANTS[variant])
         source = overrides.pop('__eval_of__', None)
         if source is not None:   # evaluate a trained variant's checkpoint, read differently
-            if source not in results['runs']:
+            trained = results['runs'].get(source, previous.get(source, {})).get('checkpoint')
+            if not (trained and osp.isfile(trained)):
                 raise SystemExit(f'variant {variant!r} evaluates {source!r}: list {source!r} '
-                                 'before it in --variants')
+                                 'before it in --variants (or train it first in this '
+                                 'work dir)')
             results['runs'][variant] = run(iem_cfg, osp.join(root, variant),
-                                           f'{ds}-iem-{variant}', overrides, args,
-                                           results['runs'][source]['checkpoint'])
+                                           f'{ds}-iem-{variant}', overrides, args, trained)
             results['runs'][variant]['evaluates'] = source
             continue
-        results['runs'][variant] = run(iem_cfg, osp.join(root, variant), f'{ds}-iem-{variant}',
-                                       overrides, args)
+        work_dir = osp.join(root, variant)
+        trained = osp.join(work_dir, 'epoch_1.pth' if args.quick else 'epoch_30.pth')
+        if args.reuse_trained and osp.isfile(trained):
+            result = run(iem_cfg, work_dir, f'{ds}-iem-{variant}', overrides, args, trained)
+            result['wall_s'] = previous.get(variant, {}).get('wall_s', 0.0)
+            result['reused'] = True
+            results['runs'][variant] = result
+            continue
+        results['runs'][variant] = run(iem_cfg, work_dir, f'{ds}-iem-{variant}', overrides,
+                                       args)
 
+    results['runs'] = dict(previous, **results['runs'])
     iem_runs = {k: v for k, v in results['runs'].items() if k != 'ce'}
     chosen = max(iem_runs, key=lambda k: iem_runs[k]['val'].get('top1', float('-inf')))
     results['chosen_on_val'] = chosen
@@ -195,7 +226,6 @@ def main():
     results['test_top1_gain_over_ce'] = delta
     print(f'IEM ({chosen}) - CE on test overall: {delta:+.2f} points')
     os.makedirs(args.work_dir, exist_ok=True)
-    out = osp.join(args.work_dir, f'bench_iem_accuracy_{ds}.json')
     with open(out, 'w') as f:
         json.dump(results, f, indent=2)
     print(f'wrote {out}')

@@ -8,7 +8,7 @@ from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from lt_plugins.memory.episodic import EpisodicMemory
+from lt_plugins.memory.episodic import READ_NORMALIZATIONS, EpisodicMemory
 
 WARMUP_VALUES = ('prob', 'logit')
 REGION_REDUCES = ('mean', 'max')
@@ -88,6 +88,10 @@ class IEMHead(ClsHead):
             over classes before averaging (the softmax sums to 1, the C memory scores are
             independent values in ~[0, 1] and can outweigh it). False averages them as
             read (the paper). Defaults to False.
+        inference_read (str): how :meth:`memory_scores` normalises each memory's read:
+            'class' (Eq. 1, per class, the paper) or 'all' (by the similarity mass of all
+            classes' nearest slots, so a class far from the query scores low; see
+            ``EpisodicMemory.read_all``). Training reads are always Eq. 1. Defaults to 'class'.
         max_read_elements (int): chunk size (distances) of inference reads. Defaults to 2**22.
         loss (dict): classification loss. Defaults to CrossEntropyLoss.
         init_cfg (dict, optional): Defaults to ``Normal(std=0.01)`` on the classifier.
@@ -115,6 +119,7 @@ class IEMHead(ClsHead):
                  memory_loss_weight: float = 1.0,
                  inference_weights: Optional[Dict[str, float]] = None,
                  normalize_memory_scores: bool = False,
+                 inference_read: str = 'class',
                  max_read_elements: int = 2**22,
                  loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
                  init_cfg: Optional[dict] = dict(type='Normal', layer='Linear', std=0.01),
@@ -127,6 +132,9 @@ class IEMHead(ClsHead):
             raise ValueError(f'IEMHead: region_reduce={region_reduce!r}; use one of '
                              f'{REGION_REDUCES}.')
         weights = dict(classifier=0.5, global_memory=0.25, local_memory=0.25)
+        if inference_read not in READ_NORMALIZATIONS:
+            raise ValueError(f'IEMHead: inference_read={inference_read!r}; use one of '
+                             f'{READ_NORMALIZATIONS}.')
         unknown = set(inference_weights or {}) - set(INFERENCE_PARTS)
         if unknown:
             raise ValueError(f'IEMHead: unknown inference_weights keys {sorted(unknown)}; '
@@ -152,6 +160,7 @@ class IEMHead(ClsHead):
             'global_memory': float(weights['global_memory']) if use_global_memory else 0.0,
             'local_memory': float(weights['local_memory']) if use_local_memory else 0.0}
         self.normalize_memory_scores = normalize_memory_scores
+        self.inference_read = inference_read
         if sum(self.inference_weights.values()) <= 0:
             raise ValueError('IEMHead: inference_weights of the enabled parts sum to 0.')
 
@@ -278,10 +287,11 @@ class IEMHead(ClsHead):
         score = weights['classifier'] * self.fc(attended).float().softmax(1)
         reads = []
         if self.global_memory is not None and weights['global_memory']:
-            reads.append((weights['global_memory'], self.global_memory.read_all(gap)))
+            reads.append((weights['global_memory'], self.global_memory.read_all(gap, self.inference_read)))
         if self.local_memory is not None and weights['local_memory']:
             reads.append((weights['local_memory'],
-                          self._reduce_regions(self.local_memory.read_all(regions), 1)))
+                          self._reduce_regions(
+                self.local_memory.read_all(regions, self.inference_read), 1)))
         for weight, read in reads:
             if self.normalize_memory_scores:
                 read = read.clamp_min(0)
