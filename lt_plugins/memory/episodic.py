@@ -21,7 +21,7 @@ from mmpretrain.registry import MODELS
 from .rebalanced_fifo import gather_in_rank_order
 
 _INF = float('inf')
-READ_NORMALIZATIONS = ('class', 'all')
+READINGS = ('class', 'all', 'keys')
 
 
 def squared_distances(queries: torch.Tensor, keys: torch.Tensor,
@@ -246,24 +246,26 @@ class EpisodicMemory(nn.Module):
         return out.squeeze(1) if squeeze else out
 
     @torch.no_grad()
-    def read_all(self, queries: torch.Tensor, normalization: str = 'class') -> torch.Tensor:
+    def read_all(self, queries: torch.Tensor, reading: str = 'class') -> torch.Tensor:
         """Read every class's memory for every query (inference); changes no state.
 
         Args:
             queries (Tensor): ``(B, D)`` or ``(B, R, D)``.
-            normalization (str): ``'class'`` is Eq. 1: class ``l`` scores the
+            reading (str): ``'class'`` is Eq. 1: class ``l`` scores the
                 similarity-weighted mean of its ``n`` nearest values, normalised by its own
                 similarity mass, so the score hardly depends on how near those slots are.
                 ``'all'`` divides the same weighted sum by the similarity mass of every
                 class's ``n`` nearest slots (a soft kNN over all memories): a class whose
                 slots are far from the query scores low, and the scores sum to at most 1.
+                ``'keys'`` is ``'all'`` with every value taken as 1 (each stored key belongs
+                to its class): the class's share of the similarity mass, the keys alone.
 
         Returns:
             Tensor: ``(B, C)`` or ``(B, R, C)`` float32 read values.
         """
-        if normalization not in READ_NORMALIZATIONS:
-            raise ValueError(f'EpisodicMemory.read_all: normalization={normalization!r}; use '
-                             f'one of {READ_NORMALIZATIONS}.')
+        if reading not in READINGS:
+            raise ValueError(f'EpisodicMemory.read_all: reading={reading!r}; use one of '
+                             f'{READINGS}.')
         queries, squeeze = self._check_queries(queries, 'read_all')
         lead = queries.shape[:2]
         flat = queries.reshape(-1, self.dim)
@@ -271,6 +273,8 @@ class EpisodicMemory(nn.Module):
         keys = self.keys.detach().reshape(num_slots, self.dim)
         kk = keys.pow(2).sum(-1).masked_fill(~self.valid.reshape(-1), _INF)
         values = self.values.detach().unsqueeze(0)
+        if reading == 'keys':
+            values = torch.ones_like(values)
         chunk = max(1, self.max_read_elements // num_slots)
         outs = []
         with torch.autocast(device_type=flat.device.type, enabled=False):
@@ -283,7 +287,7 @@ class EpisodicMemory(nn.Module):
                                            sorted=False)
                 val_top = values.expand(q.size(0), -1, -1).gather(-1, idx)
                 outs.append(self._aggregate(dist_top, val_top,
-                                            over_classes=normalization == 'all'))
+                                            over_classes=reading != 'class'))
         out = torch.cat(outs).view(*lead, self.num_classes)
         return out.squeeze(1) if squeeze else out
 

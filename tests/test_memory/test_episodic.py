@@ -123,7 +123,7 @@ def test_read_all_over_classes_matches_brute_force_and_errors():
     mem = _filled(valid_counts=(6, 1, 0, 3))
     gen = torch.Generator().manual_seed(4)
     queries = torch.randn(5, 2, 3, generator=gen, dtype=torch.float64)
-    out = mem.read_all(queries, normalization='all')
+    out = mem.read_all(queries, reading='all')
     assert out.shape == (5, 2, 4)
     ref = torch.stack([torch.stack([_brute_read_all_classes(mem, queries[b, r])
                                     for r in range(2)]) for b in range(5)])
@@ -133,14 +133,27 @@ def test_read_all_over_classes_matches_brute_force_and_errors():
     # a class whose slots sit on the query takes (almost) all the mass; per-class
     # normalisation would score every class by its typical value instead
     near = mem.keys.detach()[3, mem.valid[3]][0]
-    scores = mem.read_all(near.view(1, 3), normalization='all')[0]
+    scores = mem.read_all(near.view(1, 3), reading='all')[0]
     assert scores.argmax() == 3
     mem.max_read_elements = 1
-    torch.testing.assert_close(mem.read_all(queries, normalization='all'), out)
-    with pytest.raises(ValueError, match='normalization'):
-        mem.read_all(queries, normalization='softmax')
+    torch.testing.assert_close(mem.read_all(queries, reading='all'), out)
+    with pytest.raises(ValueError, match='reading'):
+        mem.read_all(queries, reading='softmax')
+    # 'keys': the same with every value 1, i.e. each class's share of the similarity mass
+    saved = mem.values.detach().clone()
+    with torch.no_grad():
+        mem.values.fill_(1.0)
+    ones_ref = torch.stack([torch.stack([_brute_read_all_classes(mem, queries[b, r])
+                                         for r in range(2)]) for b in range(5)])
+    with torch.no_grad():
+        mem.values.copy_(saved)
+    keys_read = mem.read_all(queries, reading='keys')
+    torch.testing.assert_close(keys_read, ones_ref)
+    torch.testing.assert_close(keys_read.sum(-1), torch.ones(5, 2, dtype=torch.float64))
+    torch.testing.assert_close(mem.values.detach(), saved)          # values untouched
     empty = EpisodicMemory(2, 3, capacity=4, num_neighbors=2)
-    assert (empty.read_all(torch.randn(3, 3), normalization='all') == 0).all()
+    for reading in ('all', 'keys'):
+        assert (empty.read_all(torch.randn(3, 3), reading=reading) == 0).all()
 
 
 def _write(mem, rows, values, classes):

@@ -145,6 +145,14 @@ def test_predict_averages_classifier_and_memories_and_leaves_state():
     # same numerators as Eq. 1, one denominator per query: ratios between classes follow
     # the per-class similarity mass, which the paper's read discards
     assert not torch.allclose(knn, ref)
+    head.inference_read = 'keys'          # soft kNN over the keys: every memory sums to 1
+    with torch.no_grad():
+        keys_scores = torch.stack([p.pred_score for p in head.predict(feats)])
+        glob_keys = head.global_memory.read_all(feats[0], 'keys')
+    torch.testing.assert_close(keys_scores.sum(1), torch.ones(6))
+    torch.testing.assert_close(
+        keys_scores, 0.5 * cls + 0.25 * glob_keys
+        + 0.25 * head.local_memory.read_all(feats[1], 'keys').mean(1))
     for key, value in head.state_dict().items():
         assert torch.equal(value, before[key]), key
     assert not head.flush_memories()

@@ -9,8 +9,9 @@ Protocol (issue "IEM + RSA", Benchmarks):
    ``paper`` is ``configs/iem/iem_resnet32-cifar_1xb128_<dataset>-cpu.py``; the others are
    the Table 5 ablations and the open choices of the paper (``VARIANTS`` below, cfg
    overrides on top of it).
-   Variants marked ``__eval_of__`` re-evaluate another variant's trained checkpoint with
-   other inference settings (memory-score weights / normalisation) instead of training.
+   Variants marked ``__eval_of__``, and any ``TRAINED@READING`` (``READINGS`` below, e.g.
+   ``no-rsa@keys``, ``paper@keys+drop-local``), re-evaluate a trained variant's checkpoint with other inference settings
+   (memory-score weights, normalisation, read) instead of training.
 3. Every run is evaluated on the balanced validation split and on the test split (overall /
    many / medium / few top-1 from ``ShotAccuracy``). The reading to report is chosen on
    validation overall top-1; its test numbers and CE's are the result.
@@ -67,15 +68,56 @@ VARIANTS: Dict[str, dict] = {
         classifier=0.0, global_memory=0.5, local_memory=0.5)},
     'memlr1e-3-norm-scores': {'__eval_of__': 'memlr1e-3',
                               'model.head.normalize_memory_scores': True},
-    # memory reads normalised over all classes' nearest slots (a soft kNN) at inference,
-    # instead of Eq. 1's per-class normalisation (which ignores how near a class's slots are)
     'paper-read-all': {'__eval_of__': 'paper', 'model.head.inference_read': 'all'},
     'paper-read-all-memory-only': {
         '__eval_of__': 'paper', 'model.head.inference_read': 'all',
         'model.head.inference_weights': dict(classifier=0.0, global_memory=0.5,
                                              local_memory=0.5)},
-    'memlr1e-3-read-all': {'__eval_of__': 'memlr1e-3', 'model.head.inference_read': 'all'},
 }
+# Inference-only readings of any trained variant T, named 'T@reading' (e.g. 'no-rsa@keys').
+_MEMORY_ONLY = {'model.head.inference_weights': dict(classifier=0.0, global_memory=0.5,
+                                                     local_memory=0.5)}
+READINGS: Dict[str, dict] = {
+    'classifier-only': {'model.head.inference_weights': dict(
+        classifier=1.0, global_memory=0.0, local_memory=0.0)},
+    'memory-only': _MEMORY_ONLY,
+    'norm-scores': {'model.head.normalize_memory_scores': True},
+    # reads normalised over all classes' nearest slots (a soft kNN on the values), and the
+    # soft kNN on the keys alone (values taken as 1); Eq. 1's per-class normalisation
+    # ignores how near a class's slots are
+    'read-all': {'model.head.inference_read': 'all'},
+    'keys': {'model.head.inference_read': 'keys'},
+    'keys-memory-only': dict(_MEMORY_ONLY, **{'model.head.inference_read': 'keys'}),
+    # Table 5 "w/o local / global memory" of a model trained with both: with
+    # memory_loss_to_backbone=False (the default) no memory gradient reaches the backbone,
+    # neck or classifier, so dropping a memory at inference is the ablation's model
+    'drop-local': {'model.head.inference_weights': dict(
+        classifier=0.5, global_memory=0.25, local_memory=0.0)},
+    'drop-global': {'model.head.inference_weights': dict(
+        classifier=0.5, global_memory=0.0, local_memory=0.25)},
+    'global-only': {'model.head.inference_weights': dict(
+        classifier=0.0, global_memory=1.0, local_memory=0.0)},
+    'local-only': {'model.head.inference_weights': dict(
+        classifier=0.0, global_memory=0.0, local_memory=1.0)},
+}
+
+
+def resolve(variant: str) -> dict:
+    """cfg overrides of a variant, ``'__eval_of__'`` naming the trained one it re-reads."""
+    if variant in VARIANTS:
+        return dict(VARIANTS[variant])
+    trained, _, reading = variant.partition('@')
+    parts = reading.split('+')
+    if (trained in VARIANTS and '__eval_of__' not in VARIANTS[trained]
+            and all(part in READINGS for part in parts)):
+        overrides = {'__eval_of__': trained}
+        for part in parts:               # later parts win on the same key
+            overrides.update(READINGS[part])
+        return overrides
+    raise SystemExit(f'unknown variant {variant!r}; choose from {list(VARIANTS)} or '
+                     f'TRAINED@READING[+READING...] with READING in {list(READINGS)}')
+
+
 DEFAULT_VARIANTS = ('paper', 'memlr1e-3', 'norm-scores', 'memlr1e-3-norm', 'no-rsa',
                     'no-local', 'no-global')
 
@@ -87,7 +129,8 @@ def parse_args():
     p.add_argument('--data-root', required=True)
     p.add_argument('--ce-checkpoint', default=None)
     p.add_argument('--variants', nargs='+', default=list(DEFAULT_VARIANTS),
-                   help=f'subset of {list(VARIANTS)}')
+                   help=f'of {list(VARIANTS)}, or TRAINED@READING with READING in '
+                        f'{list(READINGS)} (inference-only re-reading of a trained one)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--num-workers', type=int, default=0)
     p.add_argument('--work-dir', default='work_dirs/bench_iem_accuracy')
@@ -162,9 +205,8 @@ def run(cfg_path: str, work_dir: str, name: str, overrides: dict, args,
 def main():
     args = parse_args()
     import lt_plugins  # noqa: F401  (registration, compat fixes)
-    unknown = [v for v in args.variants if v not in VARIANTS]
-    if unknown:
-        raise SystemExit(f'unknown variants {unknown}; choose from {list(VARIANTS)}')
+    for variant in args.variants:
+        resolve(variant)                       # fail on a bad name before any training
     ds = args.dataset
     root = osp.join(args.work_dir, ds)
     ce_cfg = f'configs/baselines/ce_resnet32-cifar_1xb128_{ds}-cpu.py'
@@ -183,7 +225,7 @@ def main():
     results['runs']['ce'] = run(ce_cfg, osp.join(root, 'ce'), f'{ds}-ce', {}, args,
                                 ce_ckpt if reuse else None)
     for variant in args.variants:
-        overrides = dict(VARIANTS[variant])
+        overrides = resolve(variant)
         source = overrides.pop('__eval_of__', None)
         if source is not None:   # evaluate a trained variant's checkpoint, read differently
             trained = results['runs'].get(source, previous.get(source, {})).get('checkpoint')

@@ -8,7 +8,7 @@ from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from lt_plugins.memory.episodic import READ_NORMALIZATIONS, EpisodicMemory
+from lt_plugins.memory.episodic import READINGS, EpisodicMemory
 
 WARMUP_VALUES = ('prob', 'logit')
 REGION_REDUCES = ('mean', 'max')
@@ -88,10 +88,11 @@ class IEMHead(ClsHead):
             over classes before averaging (the softmax sums to 1, the C memory scores are
             independent values in ~[0, 1] and can outweigh it). False averages them as
             read (the paper). Defaults to False.
-        inference_read (str): how :meth:`memory_scores` normalises each memory's read:
-            'class' (Eq. 1, per class, the paper) or 'all' (by the similarity mass of all
-            classes' nearest slots, so a class far from the query scores low; see
-            ``EpisodicMemory.read_all``). Training reads are always Eq. 1. Defaults to 'class'.
+        inference_read (str): how :meth:`memory_scores` reads each memory: 'class' (Eq. 1,
+            normalised per class, the paper), 'all' (normalised by the similarity mass of all
+            classes' nearest slots, so a class far from the query scores low) or 'keys'
+            ('all' with every value taken as 1: a soft kNN over the stored keys); see
+            ``EpisodicMemory.read_all``. Training reads are always Eq. 1. Defaults to 'class'.
         max_read_elements (int): chunk size (distances) of inference reads. Defaults to 2**22.
         loss (dict): classification loss. Defaults to CrossEntropyLoss.
         init_cfg (dict, optional): Defaults to ``Normal(std=0.01)`` on the classifier.
@@ -132,9 +133,9 @@ class IEMHead(ClsHead):
             raise ValueError(f'IEMHead: region_reduce={region_reduce!r}; use one of '
                              f'{REGION_REDUCES}.')
         weights = dict(classifier=0.5, global_memory=0.25, local_memory=0.25)
-        if inference_read not in READ_NORMALIZATIONS:
+        if inference_read not in READINGS:
             raise ValueError(f'IEMHead: inference_read={inference_read!r}; use one of '
-                             f'{READ_NORMALIZATIONS}.')
+                             f'{READINGS}.')
         unknown = set(inference_weights or {}) - set(INFERENCE_PARTS)
         if unknown:
             raise ValueError(f'IEMHead: unknown inference_weights keys {sorted(unknown)}; '
