@@ -6,7 +6,8 @@
    memories in an Adam group of ``HybridSGDAdam``, the memory step of ``IEMMemoryHook``
    included). Steps of the two models are interleaved in rounds; the ratio of median step
    times is reported (target <= 1.5).
-2. Inference: ``val_step`` throughput of both models (IEM reads every class's memories).
+2. Inference: ``val_step`` throughput of both models (IEM reads every class's memories),
+   and of IEM with the ``-cpu-knn`` configs' reading (the global memory alone, ``'keys'``).
 3. Memory bytes (keys, values, ages, validity; with Adam's two moment copies).
 4. Reads: the batched read of ``EpisodicMemory`` against a straightforward per-class Python
    loop (``torch.cdist`` + ``topk`` per class) and faiss-cpu exact flat search
@@ -120,11 +121,18 @@ def read_benchmarks(args, memory, gen):
             out[:, c] = (s * values[c][idx]).sum(1) / s.sum(1)
         return out
 
+    def check(got, ref, what):
+        # fp32 round-off (cdist vs addmm) can swap slots at the top-n boundary: allow a few
+        # elements to differ, not a systematic error
+        close = torch.isclose(torch.as_tensor(got), ref, rtol=1e-2, atol=1e-2)
+        if close.float().mean() < 0.999:
+            raise AssertionError(f'{what}: {int((~close).sum())} of {close.numel()} reads '
+                                 'differ from the batched read')
+
     with torch.no_grad():
         ref = memory.read(queries, classes)
-        # loose: fp32 round-off can swap slots at the top-n boundary
-        torch.testing.assert_close(loop_addressed(), ref, rtol=1e-2, atol=1e-2)
-        torch.testing.assert_close(loop_all(), memory.read_all(queries), rtol=1e-2, atol=1e-2)
+        check(loop_addressed(), ref, 'per-class loop (addressed)')
+        check(loop_all(), memory.read_all(queries), 'per-class loop (all classes)')
     result = dict(queries=num_q, batched_addressed_s=timed(batched_addressed),
                   loop_addressed_s=timed(loop_addressed), batched_all_s=timed(batched_all),
                   loop_all_s=timed(loop_all))
@@ -158,7 +166,7 @@ def read_benchmarks(args, memory, gen):
                     out[:, c] = (s * vals_np[c][idx]).sum(1) / s.sum(1)
                 return out
 
-            np.testing.assert_allclose(faiss_addressed(), ref.numpy(), rtol=1e-2, atol=1e-2)
+            check(faiss_addressed(), ref, 'faiss (addressed)')
             result.update(faiss=faiss.__version__, faiss_addressed_s=timed(faiss_addressed),
                           faiss_all_s=timed(faiss_all))
         except ImportError:
@@ -234,8 +242,7 @@ def main():
                 times[name].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
 
-    infer = {}
-    for name, model in models.items():
+    def throughput(model):
         model.eval()
         with torch.no_grad():
             model(x, samples, mode='predict')
@@ -244,8 +251,18 @@ def main():
                 model(x, samples, mode='predict')
                 if device.type == 'cuda':
                     torch.cuda.synchronize()
-            infer[name] = args.infer_batches * args.batch_size / (time.perf_counter() - t0)
+            out = args.infer_batches * args.batch_size / (time.perf_counter() - t0)
         model.train()
+        return out
+
+    infer = {name: throughput(model) for name, model in models.items()}
+    # the reading of configs/iem/*-cpu-knn.py: the global memory alone, as a soft kNN over
+    # its keys (no local reads at inference)
+    paper_reading = (iem.head.inference_read, dict(iem.head.inference_weights))
+    iem.head.inference_read = 'keys'
+    iem.head.inference_weights = dict(classifier=0.0, global_memory=1.0, local_memory=0.0)
+    infer['iem_keys_global'] = throughput(iem)
+    iem.head.inference_read, iem.head.inference_weights = paper_reading
 
     with torch.no_grad():
         fmap = iem.backbone(x[:1])[-1]
@@ -258,6 +275,7 @@ def main():
         steps_per_model=len(times['ce']), median_step_s=med,
         ratio_step_iem_over_ce=med['iem'] / med['ce'], target_step_ratio=1.5,
         inference_img_per_s=infer, ratio_inference_ce_over_iem=infer['ce'] / infer['iem'],
+        ratio_inference_ce_over_iem_keys_global=infer['ce'] / infer['iem_keys_global'],
         memory_bytes=iem.head.memory_bytes(), memory_bytes_with_adam=iem.head.memory_bytes(2),
         machine=platform.processor() or platform.machine(), torch=torch.__version__)
     result['reads_local_memory'] = read_benchmarks(args, iem.head.local_memory, gen)
@@ -269,6 +287,9 @@ def main():
           f'inference slowdown CE / IEM = {result["ratio_inference_ce_over_iem"]:.2f}x; '
           f'{args.local_regions or regions} of {regions} regions per image in the local '
           f'memory, C={C}, capacity {args.capacity}')
+    print(f'inference with the global memory as a soft kNN over its keys only (-knn '
+          f'configs): {infer["iem_keys_global"]:.1f} img/s, CE / IEM = '
+          f'{result["ratio_inference_ce_over_iem_keys_global"]:.2f}x')
     print(f'memory bytes: {result["memory_bytes"] / 2**20:.1f} MiB '
           f'({result["memory_bytes_with_adam"] / 2**20:.1f} MiB with Adam moments)')
     reads = result['reads_local_memory']
