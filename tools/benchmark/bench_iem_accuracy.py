@@ -191,6 +191,16 @@ def run(cfg_path: str, work_dir: str, name: str, overrides: dict, args,
         opts['load_from'] = checkpoint
     cfg.merge_from_dict(opts)
     runner = Runner.from_cfg(cfg)
+    if checkpoint:   # load_from is not strict: a reading must not run on a different model
+        import torch
+        saved = set(torch.load(checkpoint, map_location='cpu',
+                               weights_only=False)['state_dict'])
+        expected = set(runner.model.state_dict())
+        if saved != expected:
+            raise SystemExit(
+                f'{name}: {checkpoint} does not match the model of this reading (missing '
+                f'{sorted(expected - saved)[:4]}, unexpected {sorted(saved - expected)[:4]}); '
+                'a TRAINED@READING variant must build the trained variant\'s model')
     wall = 0.0
     if not checkpoint:
         t0 = time.perf_counter()
@@ -228,6 +238,8 @@ def main():
         overrides = resolve(variant)
         source = overrides.pop('__eval_of__', None)
         if source is not None:   # evaluate a trained variant's checkpoint, read differently
+            # the trained variant's own overrides first (e.g. no-rsa's neck), then the reading
+            overrides = dict(resolve(source), **overrides)
             trained = results['runs'].get(source, previous.get(source, {})).get('checkpoint')
             if not (trained and osp.isfile(trained)):
                 raise SystemExit(f'variant {variant!r} evaluates {source!r}: list {source!r} '
