@@ -1,26 +1,14 @@
 """tools/analysis/iem_memory_report.py: per-class statistics of an episodic memory."""
-import importlib.util
-import os.path as osp
-
 import torch
 
 from lt_plugins.memory.episodic import EpisodicMemory
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(ROOT, 'tools', 'analysis', 'iem_memory_report.py')
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('iem_memory_report', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.test_tools import load_tool
 
 
 def test_class_report_separates_values_from_keys():
     """Class 1's keys sit on its queries but its values are low: Eq. 1 reads miss it, the
     key-only readings find it."""
-    tool = load_tool()
+    tool = load_tool('tools/analysis/iem_memory_report.py')
     mem = EpisodicMemory(2, 2, capacity=4, num_neighbors=2).double()
     centres = torch.tensor([[0., 0.], [4., 0.]], dtype=torch.float64)
     offsets = torch.tensor([[.1, 0], [-.1, 0], [0, .1], [0, -.1]], dtype=torch.float64)

@@ -1,5 +1,4 @@
 """tools/analysis/plot_per_class_accuracy.py writes a PNG from ShotAccuracy's per-class file."""
-import importlib.util
 import os.path as osp
 import subprocess
 import sys
@@ -8,16 +7,14 @@ import pytest
 import torch
 
 from lt_plugins.evaluation.metrics import ShotAccuracy
+from tests.test_tools import load_tool as load_shared_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'analysis', 'plot_per_class_accuracy.py')
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location('plot_per_class_accuracy', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_shared_tool('tools/analysis/plot_per_class_accuracy.py')
 
 
 def write_per_class(path, counts):
