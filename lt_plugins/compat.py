@@ -4,13 +4,16 @@ Each fix is scoped to the one place that breaks, so a user who keeps MMPretrain'
 ``tools/train.py`` / ``dist_train.sh`` and only adds ``custom_imports`` gets them too
 (``Config.fromfile`` imports custom modules before the Runner is built):
 
-1. **Checkpoint loading (torch >= 2.6).** ``torch.load`` defaults to ``weights_only=True``,
-   which refuses mmengine checkpoints (they pickle the message hub, numpy arrays and config
-   objects), so ``--resume`` and ``tools/test.py CKPT`` fail. We re-register mmengine's
-   local-file checkpoint scheme with a loader passing ``weights_only=False`` -- the fix
-   upstream mmengine adopted -- and change nothing else in ``torch.load``.
-   **Checkpoints are therefore trusted files**: loading one runs pickle code. Only load
-   checkpoints you (or someone you trust) wrote.
+1. **Checkpoint loading runs no code.** mmengine's local-file checkpoint scheme is
+   re-registered with a loader that calls ``torch.load(..., weights_only=True)`` with an
+   allow-list of exactly the non-tensor types mmengine, MMPretrain and this package put into
+   checkpoints (``checkpoint_allowed_globals()``: the message hub's ``HistoryBuffer`` and its
+   statistic methods, numpy arrays, dtypes and scalars), so ``--resume``, ``load_from`` and
+   ``tools/test.py`` work under torch >= 2.6 without unpickling arbitrary objects. A file
+   that needs any other type is refused with an error naming it. Opt-out for a file you
+   trust: ``LT_PLUGINS_TRUSTED_CHECKPOINTS=1`` (``weights_only=False``, off by default).
+   ``.safetensors`` files (``tools/release_checkpoint.py``) load through ``safetensors``.
+   ``torch.load`` itself is left unchanged.
 2. **DDP on CPU-only machines.** mmengine 0.10 calls ``torch.cuda.set_device`` in its
    PyTorch launcher and passes ``device_ids`` to DDP. Without CUDA we initialise the process
    group with gloo (when the config asks for nccl, the default) and drop ``device_ids``
@@ -33,7 +36,12 @@ Each fix is scoped to the one place that breaks, so a user who keeps MMPretrain'
 """
 import functools
 import importlib.util
+import json
+import logging
+import os
 import os.path as osp
+import pickle
+import re
 import types
 import warnings
 from typing import Any, Optional
@@ -70,23 +78,145 @@ def check_versions() -> None:
             'which setuptools >= 82 no longer ships. Fix: pip install "setuptools<81".')
 
 
-# -- 1. trusted checkpoint loading ---------------------------------------------
-def load_from_local_trusted(filename: str, map_location: Optional[Any] = None):
-    """mmengine's local-file checkpoint loader with ``weights_only=False``.
+# -- 1. checkpoint loading: weights only, with an allow-list ---------------------
+TRUSTED_CHECKPOINTS_ENV = 'LT_PLUGINS_TRUSTED_CHECKPOINTS'
+SAFETENSORS_META_KEY = 'lt_plugins_meta'
 
-    mmengine checkpoints hold more than tensors (message hub, numpy arrays, configs), which
-    torch >= 2.6's default ``weights_only=True`` refuses. Checkpoints are trusted files.
+# The statistic methods mmengine's HistoryBuffer registers by default; the message hub
+# pickles them as ``getattr(HistoryBuffer, name)``.
+_HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+class UntrustedCheckpointError(pickle.UnpicklingError):
+    """A checkpoint needs a type outside ``CHECKPOINT_ALLOWED_GLOBALS`` to be unpickled."""
+
+
+def _history_buffer_statistic(owner: Any, name: str) -> Any:
+    """Stands in for ``builtins.getattr`` while a checkpoint is unpickled: resolves only
+    ``HistoryBuffer.<min|max|current|mean>``, the one use of ``getattr`` in checkpoints."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if owner is HistoryBuffer and name in _HISTORY_BUFFER_STATISTICS:
+        return getattr(HistoryBuffer, name)
+    raise UntrustedCheckpointError(
+        f'the checkpoint calls getattr({owner!r}, {name!r}); only '
+        f'getattr(HistoryBuffer, {"|".join(_HISTORY_BUFFER_STATISTICS)}) is allowed. '
+        f'Set {TRUSTED_CHECKPOINTS_ENV}=1 only if you trust the file.')
+
+
+def checkpoint_allowed_globals() -> dict:
+    """``{pickled name: object}``: every global a checkpoint of mmengine 0.10 / MMPretrain
+    1.2 / lt_plugins needs besides what torch allows by default (tensors, storages, dtypes,
+    ``OrderedDict``). Found by unpickling real checkpoints of every shipped method with an
+    empty list (``tests/test_checkpoint_loading.py`` keeps it exact). numpy 1.x writes its
+    array and scalar constructors under ``numpy.core``, numpy 2 under ``numpy._core``: both
+    names map to the installed numpy's functions."""
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    allowed = {
+        'mmengine.logging.history_buffer.HistoryBuffer': HistoryBuffer,
+        'builtins.getattr': _history_buffer_statistic,
+        'numpy.ndarray': np.ndarray,
+        'numpy.dtype': np.dtype,
+    }
+    # the dtypes of the message hub's histories and numpy scalars: unpickling builds
+    # instances of their classes (numpy.dtypes.Float64DType, ... on numpy >= 1.25)
+    for dtype in (np.float64, np.int64):
+        dtype_class = type(np.dtype(dtype))
+        allowed[f'{dtype_class.__module__}.{dtype_class.__qualname__}'] = dtype_class
+    for package in ('numpy._core', 'numpy.core'):
+        allowed[f'{package}.multiarray._reconstruct'] = multiarray._reconstruct
+        allowed[f'{package}.multiarray.scalar'] = multiarray.scalar
+    return allowed
+
+
+def trusted_checkpoints_enabled() -> bool:
+    """Whether ``LT_PLUGINS_TRUSTED_CHECKPOINTS`` opts out of weights-only loading."""
+    value = os.environ.get(TRUSTED_CHECKPOINTS_ENV, '').strip().lower()
+    if value in ('', '0', 'false', 'no', 'off'):
+        return False
+    if value in ('1', 'true', 'yes', 'on'):
+        return True
+    raise ValueError(f'{TRUSTED_CHECKPOINTS_ENV}={os.environ[TRUSTED_CHECKPOINTS_ENV]!r}: '
+                     'use 1 to load checkpoints with weights_only=False (trusted files only) '
+                     'or 0 / unset for weights-only loading.')
+
+
+def _refusal(filename: str, error: Exception) -> UntrustedCheckpointError:
+    allowed = set(checkpoint_allowed_globals())
+    allowed.update(f'{getattr(g, "__module__", "")}.{getattr(g, "__qualname__", "")}'
+                   if not isinstance(g, tuple) else g[1]
+                   for g in torch.serialization.get_safe_globals())
+    try:
+        unknown = [name for name in torch.serialization.get_unsafe_globals_in_checkpoint(
+            filename) if name not in allowed]
+    except Exception:  # not a zip checkpoint: torch's message below names what failed
+        unknown = []
+    detail = str(error).split('WeightsUnpickler error:')[-1].strip().split('\n')[0]
+    if not unknown:  # a type that is built but not named as a global, e.g. a dtype class
+        match = re.search(r"<class '([^']+)'>", detail)
+        unknown = [match.group(1)] if match else []
+    needs = (f'needs {", ".join(sorted(unknown))}, outside' if unknown else
+             'needs something outside')
+    return UntrustedCheckpointError(
+        f'Refusing to load checkpoint {filename}: unpickling it {needs} the types mmengine, '
+        'MMPretrain and lt_plugins put into checkpoints (lt_plugins.compat.'
+        'checkpoint_allowed_globals), so loading it could run code. If you trust this file '
+        f'(you or someone you trust wrote it), set {TRUSTED_CHECKPOINTS_ENV}=1 to load it '
+        'with weights_only=False, or allow just those types with '
+        f'torch.serialization.add_safe_globals([...]) before loading. torch: {detail}')
+
+
+def _load_safetensors(filename: str, map_location: Optional[Any]) -> dict:
+    try:
+        from safetensors import safe_open
+    except ImportError as err:
+        raise ImportError(f'{filename} is a safetensors file: pip install safetensors') \
+            from err
+    device = str(map_location) if isinstance(map_location, (str, torch.device)) else 'cpu'
+    state_dict = {}
+    with safe_open(filename, framework='pt', device=device) as f:
+        metadata = f.metadata() or {}
+        for key in f.keys():
+            state_dict[key] = f.get_tensor(key)
+    return {'state_dict': state_dict,
+            'meta': json.loads(metadata.get(SAFETENSORS_META_KEY, '{}'))}
+
+
+def load_from_local(filename: str, map_location: Optional[Any] = None) -> dict:
+    """mmengine's local-file checkpoint loader, loading weights only.
+
+    ``torch.load(weights_only=True)`` with :func:`checkpoint_allowed_globals` (plus any
+    ``torch.serialization.add_safe_globals`` of the user); ``.safetensors`` files through
+    safetensors (their ``lt_plugins_meta`` metadata becomes ``meta``). With
+    ``LT_PLUGINS_TRUSTED_CHECKPOINTS=1``: ``weights_only=False``, for trusted files only.
+
+    Raises:
+        UntrustedCheckpointError: the file needs a type outside the allow-list.
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    if filename.endswith('.safetensors'):
+        return _load_safetensors(filename, map_location)
+    if trusted_checkpoints_enabled():
+        from mmengine.logging import print_log
+        print_log(f'{TRUSTED_CHECKPOINTS_ENV}=1: loading {filename} with weights_only=False '
+                  '(unpickling runs code from the file).', logger='current',
+                  level=logging.WARNING)
+        return torch.load(filename, map_location=map_location, weights_only=False)
+    allowed = [(obj, name) for name, obj in checkpoint_allowed_globals().items()]
+    with torch.serialization.safe_globals(allowed):
+        try:
+            return torch.load(filename, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise _refusal(filename, err) from err
 
 
 def _patch_checkpoint_loader() -> None:
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local_trusted, force=True)
+        prefixes='', loader=load_from_local, force=True)
 
 
 # -- 2. DDP without CUDA ---------------------------------------------------------

@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 from mmengine.config import ConfigDict
+from mmengine.logging import HistoryBuffer
 from mmengine.model import BaseModel
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 
@@ -54,16 +55,17 @@ def test_custom_imports_alone_applies_fixes():
 def rich_checkpoint(tmp_path):
     path = str(tmp_path / 'epoch_1.pth')
     torch.save({'state_dict': {'weight': torch.arange(6.).reshape(3, 2), 'bias': torch.ones(3)},
-                'meta': {'seed': np.int64(3), 'counts': np.arange(4),
-                         'cfg': ConfigDict(model=dict(type='ImageClassifier'))}}, path)
+                'meta': {'seed': np.int64(3), 'counts': np.arange(4), 'lr': np.float64(0.1)},
+                'message_hub': {'log_scalars': {'loss': HistoryBuffer([2.0, 1.0], [1, 1])}}},
+               path)
     return path
 
 
 def test_checkpoint_loader_accepts_mmengine_checkpoints(rich_checkpoint):
     ckpt = CheckpointLoader.load_checkpoint(rich_checkpoint, map_location='cpu')
     np.testing.assert_array_equal(ckpt['meta']['counts'], np.arange(4))
-    assert isinstance(ckpt['meta']['cfg'], ConfigDict)
-    assert ckpt['meta']['cfg'].model.type == 'ImageClassifier'
+    assert ckpt['meta']['seed'] == 3 and ckpt['meta']['lr'] == 0.1
+    assert ckpt['message_hub']['log_scalars']['loss'].statistics('min') == 1.0
     model = nn.Linear(2, 3)
     load_checkpoint(model, rich_checkpoint, map_location='cpu')  # the Runner's load_from path
     torch.testing.assert_close(model.weight, torch.arange(6.).reshape(3, 2))

@@ -4,8 +4,8 @@
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
 
 Prints the many / medium / few-shot table of ``ShotAccuracy`` and, with ``--out``, writes
-the metrics as JSON. Checkpoints are loaded with ``weights_only=False``: they are trusted
-files (see ``lt_plugins.compat``).
+the metrics as JSON. Checkpoints are loaded weights-only, with an allow-list of the types
+mmengine checkpoints hold (see ``lt_plugins.compat``); ``.safetensors`` files work too.
 """
 import argparse
 import json
