@@ -88,7 +88,7 @@ _HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
 
 
 class UntrustedCheckpointError(pickle.UnpicklingError):
-    """A checkpoint needs a type outside ``CHECKPOINT_ALLOWED_GLOBALS`` to be unpickled."""
+    """A checkpoint needs a type outside :func:`checkpoint_allowed_globals` to be unpickled."""
 
 
 def _history_buffer_statistic(owner: Any, name: str) -> Any:
@@ -154,7 +154,7 @@ def _refusal(filename: str, error: Exception) -> UntrustedCheckpointError:
         unknown = []
     detail = str(error).split('WeightsUnpickler error:')[-1].strip().split('\n')[0]
     if not unknown:  # a type that is built but not named as a global, e.g. a dtype class
-        match = re.search(r"<class '([^']+)'>", detail)
+        match = re.search(r"but got <class '([^']+)'>", detail)
         unknown = [match.group(1)] if match else []
     needs = (f'needs {", ".join(sorted(unknown))}, outside' if unknown else
              'needs something outside')
