@@ -17,7 +17,8 @@ Each fix is scoped to the one place that breaks, so a user who keeps MMPretrain'
 2. **DDP on CPU-only machines.** mmengine 0.10 calls ``torch.cuda.set_device`` in its
    PyTorch launcher and passes ``device_ids`` to DDP. Without CUDA we initialise the process
    group with gloo (when the config asks for nccl, the default) and drop ``device_ids``
-   for CPU modules. With CUDA nothing changes.
+   for CPU modules. With CUDA nothing changes. The Runner's environment log names the
+   backend actually in use (the logged config still shows what the config asked for).
 3. **``num_workers=0``.** MMPretrain's ``tools/train.py`` sets ``persistent_workers=True``
    on every dataloader, which PyTorch rejects without workers; Runner's dataloader
    builder now drops ``persistent_workers`` when ``num_workers == 0``.
@@ -253,6 +254,31 @@ def _patch_cpu_distributed() -> None:
                           detect_anomalous_params=detect_anomalous_params, **kwargs)
 
     MMDistributedDataParallel.__init__ = ddp_init
+
+    from mmengine.runner import Runner
+    original_log_env = Runner._log_env
+    if getattr(original_log_env, '_lt_plugins_patched', False):
+        return
+
+    @functools.wraps(original_log_env)
+    def log_env(self, env_cfg: dict) -> None:
+        # The environment block lists env_cfg as configured (dist_cfg backend 'nccl' by
+        # default); add the backend the process group really runs on.
+        env_cfg = dict(env_cfg)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            actual = str(torch.distributed.get_backend())
+        else:
+            actual = 'none (not distributed)'
+        env_cfg['Distributed backend'] = actual
+        original_log_env(self, env_cfg)
+        requested = (env_cfg.get('dist_cfg') or {}).get('backend')
+        if self.distributed and requested is not None and requested != actual:
+            self.logger.info(
+                f'Distributed backend: {actual} (env_cfg.dist_cfg.backend={requested!r} in the '
+                f'config needs CUDA; lt_plugins.compat initialised {actual} on this machine)')
+
+    log_env._lt_plugins_patched = True
+    Runner._log_env = log_env
 
 
 # -- 3. persistent_workers with num_workers=0 -----------------------------------

@@ -177,6 +177,52 @@ def test_mmddp_on_cpu_module_drops_device_ids(monkeypatch):
         dist.destroy_process_group()
 
 
+class _RecordingLogger:
+    def __init__(self):
+        self.lines = []
+
+    def info(self, message):
+        self.lines.append(message)
+
+
+def _runner_for_log_env(distributed):
+    """The attributes Runner._log_env reads, without building a Runner."""
+    runner = Runner.__new__(Runner)
+    runner.logger = _RecordingLogger()
+    runner.cfg = ConfigDict()
+    runner.cfg._cfg_dict = None  # no config dump
+    runner._randomness_cfg, runner._seed = dict(deterministic=False), 0
+    runner._launcher = 'pytorch' if distributed else 'none'
+    runner._distributed, runner._world_size = distributed, 1
+    return runner
+
+
+def test_env_log_names_the_backend_actually_used(monkeypatch):
+    """The config asks for nccl (mmengine's default); on CPU gloo runs, and the log says so."""
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    _dist_env(monkeypatch)
+    env_cfg = dict(dist_cfg=dict(backend='nccl'))
+    import mmengine.dist.utils as dist_utils
+    dist_utils._init_dist_pytorch(env_cfg['dist_cfg']['backend'])
+    try:
+        runner = _runner_for_log_env(distributed=True)
+        runner._log_env(env_cfg)
+    finally:
+        dist.destroy_process_group()
+    environment, note = runner.logger.lines
+    assert 'Distributed backend: gloo' in environment
+    assert "dist_cfg: {'backend': 'nccl'}" in environment  # the config, as configured
+    assert note.startswith('Distributed backend: gloo') and "backend='nccl'" in note
+    assert env_cfg == dict(dist_cfg=dict(backend='nccl'))  # the caller's dict is untouched
+
+
+def test_env_log_single_process_says_not_distributed():
+    runner = _runner_for_log_env(distributed=False)
+    runner._log_env(dict(dist_cfg=dict(backend='nccl')))
+    assert len(runner.logger.lines) == 1
+    assert 'Distributed backend: none (not distributed)' in runner.logger.lines[0]
+
+
 # -- 4. np.in1d for MMPretrain's retrieval metrics ---------------------------------------------
 def test_retrieval_in1d():
     from mmpretrain.evaluation.metrics import retrieval
