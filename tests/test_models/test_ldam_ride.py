@@ -197,6 +197,14 @@ def test_multi_expert_backbone_is_trunk_plus_independent_tails():
                                num_experts=2, tail_stages=2,
                                expert_kwargs=dict(widths=(16, 24, 48))))
     assert narrow.out_channels == 48 and narrow(torch.randn(1, 3, 8, 8))[1].shape[1] == 48
+    # RIDE's reduce_dimension as a factor: 32 / 64 -> 24 / 48 on the two copied stages
+    factor = MODELS.build(dict(type='MultiExpertBackbone', model_name='resnet32_cifar',
+                               num_experts=2, tail_stages=2, width_factor=0.75))
+    for a, b in zip(factor.state_dict().values(), narrow.state_dict().values()):
+        assert a.shape == b.shape
+    with pytest.raises(ValueError, match='not mapped'):
+        MODELS.build(dict(type='MultiExpertBackbone', model_name='regnetx_002',
+                          num_experts=2, width_factor=0.5))
     with pytest.raises(ValueError, match='input channels'):
         MODELS.build(dict(type='MultiExpertBackbone', model_name='resnet32_cifar',
                           num_experts=2, tail_stages=1,

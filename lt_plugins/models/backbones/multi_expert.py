@@ -10,6 +10,37 @@ from mmpretrain.registry import MODELS
 from .timm_split import TimmSplitBackbone
 
 
+def _round8(value: float) -> int:
+    return max(8, int(round(value / 8.0)) * 8)
+
+
+def _width_kwargs(model_name: str, tail_stages: int, factor: float, kwargs: dict) -> dict:
+    """timm arguments that scale the widths of the last ``tail_stages`` stages by ``factor``."""
+    import timm
+    if factor <= 0:
+        raise ValueError(f'MultiExpertBackbone: width_factor must be > 0, got {factor}.')
+    probe = timm.create_model(model_name, pretrained=False, **kwargs)
+    cls = type(probe).__name__
+    if cls == 'CifarResNet':
+        name = 'widths'
+        widths = [int(f['num_chs']) for f in probe.feature_info[1:]]
+    elif cls == 'ResNet':
+        name = 'channels'
+        expansion = type(probe.layer1[0]).expansion
+        widths = [int(f['num_chs']) // expansion for f in probe.feature_info[1:]]
+    elif cls == 'ConvNeXt':
+        name = 'dims'
+        widths = [int(f['num_chs']) for f in probe.feature_info]
+    else:
+        raise ValueError(
+            f"MultiExpertBackbone: width_factor={factor} is not mapped for '{model_name}' "
+            f'({cls}); supported are resnet*_cifar, timm ResNet/ResNeXt and ConvNeXt. Set '
+            'width_factor=1.0, or give the width argument of this family in expert_kwargs.')
+    scaled = widths[:len(widths) - tail_stages] + [
+        _round8(w * factor) for w in widths[len(widths) - tail_stages:]]
+    return {name: tuple(scaled)}
+
+
 @MODELS.register_module()
 class MultiExpertBackbone(BaseModule):
     """Shared trunk and ``num_experts`` expert branches, for RIDE (Wang et al., ICLR 2021).
@@ -22,12 +53,15 @@ class MultiExpertBackbone(BaseModule):
     initialisation with independent random draws (or the same pretrained weights, with
     ``pretrained=True``), and works with any CNN that ``TimmSplitBackbone`` supports.
 
-    Narrower experts (RIDE's ``reduce_dimension``): ``expert_kwargs`` are extra
-    ``timm.create_model`` arguments used only for the expert builds, e.g.
-    ``dict(widths=(16, 24, 48))`` for ``resnet32_cifar`` with ``tail_stages=2`` (RIDE's
-    CIFAR experts: 24 / 48 channels instead of 32 / 64). timm has no width knob common to all
-    CNNs, so this is per family; the expert trunk must output what the shared trunk outputs
-    (checked).
+    Narrower experts (RIDE's ``reduce_dimension``): ``width_factor`` scales the channel widths
+    of the copied stages (rounded to a multiple of 8), e.g. 0.75 gives RIDE's CIFAR experts
+    (ResNet-32: 24 / 48 channels instead of 32 / 64) and its ImageNet ResNe(X)t experts
+    (192 / 384 planes instead of 256 / 512). timm has no width argument common to all CNNs,
+    so the factor is mapped per family: ``widths`` of ``resnet*_cifar``, ``channels`` of
+    timm's ResNet / ResNeXt, ``dims`` of ConvNeXt; other families raise a ValueError when the
+    factor is not 1 (use ``expert_kwargs`` there). ``expert_kwargs`` are further
+    ``timm.create_model`` arguments for the expert builds only; the experts must accept what
+    the shared trunk outputs (checked).
 
     ``forward(x)`` returns one feature map per expert, ``(f_1, ..., f_K)``, so MMPretrain's
     ``GlobalAveragePooling`` neck pools each and a multi-expert head
@@ -43,6 +77,8 @@ class MultiExpertBackbone(BaseModule):
             ResNet-32 shares only the first stage (``tail_stages=2``), its ImageNet ResNets
             share the first two (``tail_stages=2``).
         pretrained (bool): load timm's pretrained weights into trunk and every expert.
+        width_factor (float): width of the expert stages relative to the model's. Defaults
+            to 1.0 (RIDE's ``reduce_dimension``: 0.75).
         expert_kwargs (dict, optional): extra timm arguments for the expert builds (width).
         in_channels (int): input image channels. Defaults to 3.
         init_cfg (dict, optional): mmengine init config.
@@ -54,6 +90,7 @@ class MultiExpertBackbone(BaseModule):
                  num_experts: int = 4,
                  tail_stages: int = 1,
                  pretrained: bool = False,
+                 width_factor: float = 1.0,
                  expert_kwargs: Optional[dict] = None,
                  in_channels: int = 3,
                  init_cfg: Optional[dict] = None,
@@ -70,10 +107,14 @@ class MultiExpertBackbone(BaseModule):
         self.trunk_channels: int = first.trunk_channels
         self.trunk_reduction: int = first.trunk_reduction
         expert_cfg = dict(kwargs, **(expert_kwargs or {}))
+        if float(width_factor) != 1.0:
+            expert_cfg.update(_width_kwargs(model_name, tail_stages, float(width_factor),
+                                            kwargs))
+        self.width_factor = float(width_factor)
         experts = []
         out_channels = None
         for k in range(self.num_experts):
-            if k == 0 and not expert_kwargs:
+            if k == 0 and expert_cfg == kwargs:
                 build = first
             else:
                 build = TimmSplitBackbone(model_name, pretrained=pretrained,
