@@ -283,3 +283,17 @@ def test_mbj_memory_on_ride(sharing):
     torch.testing.assert_close(out['loss_memory'], 15.0 * ref)
     head.set_memory_enabled(False)
     assert 'loss_memory' not in head.loss(feats, _samples(y))
+
+
+def test_ride_head_with_ce_and_linear_experts():
+    torch.manual_seed(0)
+    head = _head(classifier='linear', loss=dict(type='CrossEntropyLoss'), diversity=None)
+    feats = tuple(torch.randn(5, 6) for _ in range(3))
+    y = torch.tensor([0, 1, 2, 3, 0])
+    out = head.loss(feats, _samples(y))
+    ref = sum(F.cross_entropy(x @ head.weight[k].t() + head.bias[k], y)
+              for k, x in enumerate(feats))
+    torch.testing.assert_close(out['loss_cls'], ref)
+    assert set(out) == {'loss_cls'}
+    with pytest.raises(ValueError, match='scale'):
+        _head(loss=dict(type='LDAMLoss', scale=16.0))
