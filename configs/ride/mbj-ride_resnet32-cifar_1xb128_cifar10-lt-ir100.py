@@ -1,8 +1,8 @@
 # MBJ + RIDE (4 experts), ResNet-32, CIFAR10-LT IR100: MBJ's two-phase recipe on RIDE. Load the
-# converged `ride_resnet32-cifar_1xb128_cifar10-lt-ir100.py` model and fine-tune 30 epochs at a small lr
-# with MBJ's feature memory: one RebalancedFIFOMemory per expert (5 * C slots, beta 1.5, eta 15),
-# read by that expert's classifier with its LDAM-DRW loss (re-weighting stays on, as at the end
-# of RIDE training). `mbj.sharing='shared'`: one memory of concatenated expert features.
+# converged `ride_resnet32-cifar_1xb128_cifar10-lt-ir100.py` model and fine-tune 30 epochs at a
+# small lr with MBJ's feature memory: one RebalancedFIFOMemory per expert (5 * C slots, beta 1.5,
+# eta 15), read by that expert's classifier with its LDAM-DRW loss (re-weighting stays on, as at the
+# end of RIDE training). `mbj.sharing='shared'`: one memory of concatenated expert features.
 _base_ = [
     '../_base_/models/ride_resnet32_cifar.py',
     '../_base_/datasets/cifar10_lt_ir100.py',

@@ -1,6 +1,6 @@
-# RIDE, 4 experts (Wang et al., ICLR 2021), ResNet-32, CIFAR10-LT IR100, RIDE's 200-epoch schedule, re-weighting from epoch 160.
-# LDAM-DRW per expert + distribution-aware diversity loss; all experts at test time (the router
-# is trained afterwards by a ride-ea config).
+# RIDE, 4 experts (Wang et al., ICLR 2021), ResNet-32, CIFAR10-LT IR100, RIDE's 200-epoch schedule,
+# re-weighting from epoch 160. LDAM-DRW per expert + distribution-aware diversity loss; all experts
+# at test time (the router is trained afterwards by a ride-ea config).
 _base_ = [
     '../_base_/models/ride_resnet32_cifar.py',
     '../_base_/datasets/cifar10_lt_ir100.py',
