@@ -37,19 +37,23 @@ class _ToyLT(Dataset):
                     data_samples=DataSample().set_gt_label(int(self.labels[i])))
 
 
+def _model(**head_kw):
+    head = dict(type='RIDEHead', num_classes=4, in_channels='auto', num_experts=2,
+                loss=dict(type='LDAMLoss'),
+                diversity=dict(type='RIDEDiversityLoss', loss_weight=-0.2),
+                mbj=dict(memory=dict(type='RebalancedFIFOMemory', beta=1.5), eta=15.0,
+                         memory_enabled=False))
+    head.update(head_kw)
+    return dict(type='RIDEClassifier',
+                backbone=dict(type='MultiExpertBackbone', model_name='resnet20_cifar',
+                              num_experts=2, tail_stages=1),
+                neck=dict(type='GlobalAveragePooling'), head=head,
+                data_preprocessor=dict(type='ClsDataPreprocessor'))
+
+
 def _runner(work_dir, name, max_epochs, load_from=None, resume=False):
     return Runner(
-        model=dict(
-            type='RIDEClassifier',
-            backbone=dict(type='MultiExpertBackbone', model_name='resnet20_cifar',
-                          num_experts=2, tail_stages=1),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='RIDEHead', num_classes=4, in_channels='auto', num_experts=2,
-                      loss=dict(type='LDAMLoss'),
-                      diversity=dict(type='RIDEDiversityLoss', loss_weight=-0.2),
-                      mbj=dict(memory=dict(type='RebalancedFIFOMemory', beta=1.5), eta=15.0,
-                               memory_enabled=False)),
-            data_preprocessor=dict(type='ClsDataPreprocessor')),
+        model=_model(),
         work_dir=work_dir,
         experiment_name=name,
         train_dataloader=dict(dataset=_ToyLT(), batch_size=12, num_workers=0,
@@ -78,6 +82,43 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert head.loss_module.drw_enabled and head.diversity.drw_enabled
     assert all(int(m.valid.sum()) > 0 for m in head.memories)
     torch.testing.assert_close(head.loss_module.class_counts, torch.tensor(COUNTS))
+
+
+def test_router_stage_after_ride(tmp_path):
+    """RIDE checkpoint -> router stage (non-strict load, everything else frozen) -> routed
+    validation with ExpertUsage through the Runner's evaluator."""
+    import os.path as osp
+    ride = _runner(str(tmp_path / 'ride'), 'ride', max_epochs=1)
+    ride.train()
+    before = {k: v.clone() for k, v in ride.model.state_dict().items()}
+    loader = dict(dataset=_ToyLT(), batch_size=12, num_workers=0,
+                  sampler=dict(type='DefaultSampler', shuffle=False))
+    ea = Runner(
+        model=_model(router=dict(top_choices=2, pos_weight=5.0), train_router=True, mbj=None),
+        work_dir=str(tmp_path / 'ea'), experiment_name='ea',
+        train_dataloader=dict(loader, sampler=dict(type='ClassBalancedSampler', shuffle=True)),
+        train_cfg=dict(by_epoch=True, max_epochs=1, val_interval=1),
+        val_dataloader=loader, val_cfg=dict(),
+        val_evaluator=[dict(type='ShotAccuracy', topk=(1, )),
+                       dict(type='ExpertUsage', num_experts=2)],
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
+        custom_hooks=[dict(type='ClassCountsHook')],
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
+        randomness=dict(seed=0), default_scope='mmpretrain', log_level=logging.WARNING,
+        load_from=osp.join(str(tmp_path / 'ride'), 'epoch_1.pth'))
+    ea.train()
+    after = ea.model.state_dict()
+    for key, value in after.items():
+        if 'router' in key or key.startswith('head.memories'):
+            continue
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0, msg=key)
+    stepped = {id(p) for p in ea.optim_wrapper.optimizer.state}  # params SGD has updated
+    names = {n for n, p in ea.model.named_parameters() if id(p) in stepped}
+    assert names == {n for n, _ in ea.model.named_parameters() if 'router' in n}
+    metrics = ea.val_loop.run()
+    assert 1.0 <= metrics['experts/mean_experts'] <= 2.0
+    total = metrics['experts/frac_1_experts'] + metrics['experts/frac_2_experts']
+    assert abs(total - 100.0) < 1e-6
 
 
 def _head_steps(rank, world_size, sharing='per_expert'):
