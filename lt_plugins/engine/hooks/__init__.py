@@ -1,4 +1,5 @@
 from .class_counts_hook import ClassCountsHook
+from .drw_hook import DRWHook
 from .feature_cache_hook import FeatureCacheHook
 from .iem_memory_hook import IEMMemoryHook
 from .lbls_hook import LBLSHook
@@ -6,6 +7,6 @@ from .mbj_memory_stats_hook import MBJMemoryStatsHook
 from .mbj_memory_switch_hook import MBJMemorySwitchHook
 
 __all__ = [
-    'ClassCountsHook', 'FeatureCacheHook', 'IEMMemoryHook', 'LBLSHook',
+    'ClassCountsHook', 'DRWHook', 'FeatureCacheHook', 'IEMMemoryHook', 'LBLSHook',
     'MBJMemoryStatsHook', 'MBJMemorySwitchHook'
 ]
