@@ -188,3 +188,23 @@ def test_backbone_without_channel_information_is_a_clear_error():
             type='AutoChannelClassifier', backbone=dict(type='ResNet', depth=18),
             neck=dict(type='GlobalAveragePooling'),
             head=dict(type='LinearClsHead', num_classes=5, in_channels='auto')))
+
+
+def test_a_training_batch_of_one_at_batchnorm_names_drop_last():
+    from mmengine.optim import build_optim_wrapper
+    model = MODELS.build(dict(
+        type='AutoChannelClassifier',
+        backbone=dict(type='TIMMBackbone', model_name='mobilenetv3_small_050'),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=3, in_channels='auto')))
+    model.train()
+    optim = build_optim_wrapper(model, dict(optimizer=dict(type='SGD', lr=0.1)))
+    one = dict(inputs=torch.randn(1, 3, 32, 32), data_samples=[DataSample().set_gt_label(0)])
+    with pytest.raises(ValueError, match=r'batch of 1 image.*BatchNorm.*'
+                                         r'train_dataloader\.drop_last=True'):
+        model.train_step(one, optim)
+    two = dict(inputs=torch.randn(2, 3, 32, 32),
+               data_samples=[DataSample().set_gt_label(i) for i in (0, 1)])
+    assert torch.isfinite(model.train_step(two, optim)['loss'])
+    model.eval()  # inference on one image is fine
+    assert model(one['inputs'], mode='predict')[0].pred_score.shape == (3, )

@@ -222,6 +222,14 @@ class AutoChannelClassifier(ImageClassifier):
     Everything else is ``ImageClassifier``: same forward, same state-dict keys, so its
     checkpoints load into an ``ImageClassifier`` and back. Every classifier of this package
     (decoupled, label-aware, feature-cache) derives from it.
+
+    A training batch of one image that reaches a BatchNorm layer with a 1x1 map (one value
+    per channel) makes PyTorch fail with "Expected more than 1 value per channel";
+    :meth:`forward` (``mode='loss'``, also reached through mmengine's DDP wrapper, which
+    bypasses ``train_step``) turns that into an error naming
+    ``train_dataloader.drop_last`` and the batch size (typically the last batch of an
+    epoch, ``len(dataset) % batch_size == 1``). Catching the failure costs nothing per
+    step, unlike a check on every layer.
     """
 
     def __init__(self, backbone: ModuleOrCfg, neck: Optional[ModuleOrCfg] = None,
@@ -231,3 +239,23 @@ class AutoChannelClassifier(ImageClassifier):
             check_timm_model_name(backbone['model_name'])  # close matches when unknown
         backbone, neck, head = resolve_auto_channels(backbone, neck, head)
         super().__init__(backbone, neck, head, *args, **kwargs)
+
+    def forward(self, inputs: torch.Tensor, data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        """``ImageClassifier.forward``; a BatchNorm failure on a batch of one in
+        ``mode='loss'`` gets a hint."""
+        if mode != 'loss':
+            return super().forward(inputs, data_samples, mode)
+        try:
+            return super().forward(inputs, data_samples, mode)
+        except ValueError as err:
+            if 'Expected more than 1 value per channel when training' not in str(err):
+                raise
+            size = len(inputs) if isinstance(inputs, (list, tuple, torch.Tensor)) else '?'
+            raise ValueError(
+                f'A training batch of {size} image(s) reached a BatchNorm layer with one '
+                f'value per channel ({err}). This is usually the '
+                'last batch of an epoch, when len(train set) % train_dataloader.batch_size '
+                '== 1: set train_dataloader.drop_last=True in the config (or '
+                '--cfg-options train_dataloader.drop_last=True), or change '
+                'train_dataloader.batch_size.') from err
