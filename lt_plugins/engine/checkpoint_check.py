@@ -84,7 +84,8 @@ def checkpoint_key_mismatch(model: nn.Module, filename: str) -> Dict[str, List[s
              and v.shape != own[k].shape]
     result = model.load_state_dict({k: v for k, v in state.items() if k not in shape},
                                    strict=False)
-    return dict(missing=sorted(set(result.missing_keys) - set(shape)), unexpected=sorted(result.unexpected_keys),
+    return dict(missing=sorted(set(result.missing_keys) - set(shape)),
+                unexpected=sorted(result.unexpected_keys),
                 shape=[f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}' for k in shape])
 
 

@@ -67,8 +67,15 @@ class TimmSplitBackbone(BaseModule):
 
     timm's ``features_only=True`` re-builds most CNNs as a ``FeatureListNet``: an ordered
     dict of top-level modules (``conv1, bn1, act1, layer1 .. layer4`` for ResNet/ResNeXt,
-    ``stem_0, stem_1, stages_0 .. stages_3`` for ConvNeXt, ``stem, s1 .. s4`` for RegNet)
-    that run one after the other. This backbone cuts that sequence after the module that
+    ``stem_0, stem_1, stages_0 .. stages_3`` for ConvNeXt, ``stem, s1 .. s4`` for RegNet,
+    ``features_*`` for DenseNet) that run one after the other. EfficientNet / MobileNet
+    builders return their own feature class instead; for them the ``FeatureListNet`` is
+    built from the model's ``feature_info`` stage indices with ``blocks.<i>`` flattened to
+    ``blocks_<i>`` (see :func:`_build_feature_list`). Why not ``forward_intermediates``:
+    it runs a model from the input up to a stage, but AFA also needs to run the remaining
+    stages on a given (generated) map, which only a module sequence offers. Transformers
+    (ViT & co.) pass token sequences with prefix tokens between blocks, not maps, and are
+    refused with that reason. This backbone cuts that sequence after the module that
     produces the feature level ``-1 - tail_stages`` and keeps both halves as
     ``nn.Sequential`` s, so ``tail(trunk(x))`` is exactly the unsplit network (same modules,
     same order, bit-for-bit the same output). Parameters live under ``backbone.trunk.*`` and
@@ -83,7 +90,8 @@ class TimmSplitBackbone(BaseModule):
 
     Args:
         model_name (str): timm model name, e.g. ``'resnet32_cifar'``, ``'resnext50_32x4d'``,
-            ``'convnext_atto'``, ``'regnetx_002'``.
+            ``'convnext_atto'``, ``'regnetx_002'``, ``'efficientnet_b0'``,
+            ``'mobilenetv3_small_050'``. An unknown name lists close matches.
         pretrained (bool): load timm's pretrained weights (needs them cached). Defaults to
             False.
         tail_stages (int): number of trailing feature stages that form the tail. Defaults

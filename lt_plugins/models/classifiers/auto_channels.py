@@ -176,9 +176,10 @@ def resolve_auto_channels(backbone: ModuleOrCfg, neck: ModuleOrCfg, head: Module
     Only when the neck or head config holds an ``'auto'`` value, or the neck an
     ``input_size`` without ``feat_size`` (AFANeck's linear Q/K/V, filled with
     :func:`neck_feat_size`), is the backbone (and then the neck) built here, exactly as
-    ``ImageClassifier`` would build it; otherwise the three parts pass through untouched. The head's ``in_channels`` becomes the neck's
-    ``out_channels`` when the neck has one (RSANeck), else the backbone's channels (pooling
-    necks, AFANeck, no neck); ``global_channels`` / ``local_channels`` become the backbone's.
+    ``ImageClassifier`` would build it; otherwise the three parts pass through untouched.
+    The head's ``in_channels`` becomes the neck's ``out_channels`` when the neck has one
+    (RSANeck), else the backbone's channels (pooling necks, AFANeck, no neck);
+    ``global_channels`` / ``local_channels`` become the backbone's.
     """
     def has_auto(cfg, keys) -> bool:
         return isinstance(cfg, dict) and any(cfg.get(k) == AUTO for k in keys)
