@@ -10,8 +10,11 @@ import torch.nn as nn
 from mmengine.logging import MMLogger
 
 # what torch.load raises on a file cut short (zip archive without its central directory,
-# a legacy pickle that ends early) or otherwise damaged
+# a legacy pickle that ends early) or otherwise damaged; a refusal for safety
+# (weights_only) and every other error pass unchanged
 READ_ERRORS = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile)
+DAMAGE_MARKERS = ('PytorchStreamReader', 'zip archive', 'central directory', 'truncated',
+                  'Ran out of input', 'unexpected EOF', 'invalid load key', 'file read failed')
 _MAX_LISTED = 10
 
 
@@ -31,8 +34,10 @@ def install_named_read_errors() -> None:
 
     Wraps ``CheckpointLoader.load_checkpoint``, the one entry point in front of whichever
     loader is registered for the path's scheme (so the loading policy of
-    ``lt_plugins.compat`` is untouched). A missing file keeps mmengine's own
-    ``FileNotFoundError``, which names it already. Idempotent.
+    ``lt_plugins.compat`` is untouched). Only errors that mark a damaged file are
+    rewritten, keeping their type; a missing file keeps mmengine's own
+    ``FileNotFoundError`` (which names it), a ``weights_only`` refusal stays as it is.
+    Idempotent.
     """
     from mmengine.runner.checkpoint import CheckpointLoader
     if getattr(CheckpointLoader.load_checkpoint, '_lt_names_file', False):
@@ -45,9 +50,16 @@ def install_named_read_errors() -> None:
         except FileNotFoundError:
             raise
         except READ_ERRORS as err:
-            if str(filename) in str(err):
+            text = str(err)
+            damaged = isinstance(err, (EOFError, zipfile.BadZipFile)) or any(
+                marker in text for marker in DAMAGE_MARKERS)
+            if not damaged or 'weights_only' in text or str(filename) in text:
                 raise
-            raise RuntimeError(read_error_message(filename, err)) from err
+            try:  # same exception type, so callers that catch it still do
+                named = type(err)(read_error_message(filename, err))
+            except Exception:  # an exception class with another constructor
+                named = RuntimeError(read_error_message(filename, err))
+            raise named from err
 
     load_checkpoint._lt_names_file = True
     CheckpointLoader.load_checkpoint = classmethod(load_checkpoint)

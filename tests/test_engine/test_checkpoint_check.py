@@ -1,6 +1,7 @@
 """Checkpoints that do not fit: unreadable files name themselves, another model's checkpoint
 is refused by tools/test.py unless --allow-key-mismatch."""
 import os.path as osp
+import pickle
 import sys
 
 import pytest
@@ -44,6 +45,15 @@ def test_truncated_checkpoint_names_the_file(tmp_path):
             load(path, map_location='cpu')
     with pytest.raises(FileNotFoundError, match='missing.pth'):  # mmengine's own, unchanged
         CheckpointLoader.load_checkpoint(str(tmp_path / 'missing.pth'))
+    legacy = str(tmp_path / 'legacy.pth')  # the pre-zip format, cut short
+    torch.save(dict(state_dict=dict(w=torch.ones(100))), legacy,
+               _use_new_zipfile_serialization=False)
+    data = open(legacy, 'rb').read()
+    with open(legacy, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    with pytest.raises((EOFError, RuntimeError, pickle.UnpicklingError),
+                       match=r"cannot read checkpoint '.*legacy\.pth'"):
+        CheckpointLoader.load_checkpoint(legacy, map_location='cpu')
 
 
 def test_key_check_refuses_another_model_and_allows_with_the_flag(tmp_path):
