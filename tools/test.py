@@ -2,6 +2,7 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.json]
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+        [--allow-key-mismatch]
 
 Prints the many / medium / few-shot table of ``ShotAccuracy`` and, with ``--out``, writes
 the metrics as JSON. Checkpoints are loaded weights-only, with an allow-list of the types
@@ -17,6 +18,7 @@ from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 import lt_plugins  # noqa: F401  (registration and compatibility fixes)
+from lt_plugins.engine.checkpoint_check import check_checkpoint_keys
 from lt_plugins.evaluation.shot_table import format_shot_table
 from lt_plugins.engine.runner_utils import set_dataloader_defaults
 
@@ -33,6 +35,9 @@ def parse_args() -> argparse.Namespace:
                         help='override config entries')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
+    parser.add_argument('--allow-key-mismatch', action='store_true',
+                        help='evaluate even when the checkpoint has missing / unexpected '
+                        'keys or tensors of another shape for this config (refused otherwise)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -53,6 +58,8 @@ def main() -> None:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     runner = Runner.from_cfg(cfg)
+    check_checkpoint_keys(runner.model, args.checkpoint, allow_mismatch=args.allow_key_mismatch,
+                          logger=runner.logger)
     metrics = runner.test()
     if is_main_process():
         print(format_shot_table(metrics, title=osp.basename(args.config)))

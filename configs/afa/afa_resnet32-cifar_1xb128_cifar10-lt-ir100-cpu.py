@@ -24,8 +24,8 @@ model = dict(
         _delete_=True,
         type='AFANeck',
         in_channels='auto',  # = the trunk's channels (32 after the second stage of resnet32_cifar)
-        feat_size=(16, 16),  # its spatial size for 32x32 inputs (qkv='linear' needs it; set by
-        # hand for another backbone or input size, or use qkv='conv1x1')
+        input_size=(32, 32),  # training image size: feat_size of the trunk map (16x16 here) is
+        # derived from it by a dry forward, so another model_name needs no other edit
         qkv='linear',  # Algorithm 1: W_Q, W_K, W_V over the H*W axis; 'conv1x1' is size-free
         mask_axis='channel',  # softmax of Eq. 3 over channels; 'spatial' is the other reading
         alpha=4.0,

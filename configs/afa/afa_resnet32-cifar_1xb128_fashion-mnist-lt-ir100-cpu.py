@@ -15,7 +15,7 @@ model = dict(
     type='LabelAwareClassifier',
     backbone=dict(_delete_=True, type='TimmSplitBackbone', model_name='resnet32_cifar',
                   in_channels=1),
-    neck=dict(_delete_=True, type='AFANeck', in_channels='auto', feat_size=(14, 14),
+    neck=dict(_delete_=True, type='AFANeck', in_channels='auto', input_size=(28, 28),
               qkv='linear', mask_axis='channel', alpha=4.0, gamma=1.0),
     head=dict(type='AFAClsHead', all_loss_weight=lbls_lambda))
 

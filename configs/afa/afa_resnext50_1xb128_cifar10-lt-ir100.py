@@ -18,7 +18,7 @@ lbls_lambda = 2.0
 model = dict(
     type='LabelAwareClassifier',
     backbone=dict(_delete_=True, type='TimmSplitBackbone', model_name='resnext50_32x4d'),
-    neck=dict(_delete_=True, type='AFANeck', in_channels='auto', feat_size=(2, 2),
+    neck=dict(_delete_=True, type='AFANeck', in_channels='auto', input_size=(32, 32),
               qkv='linear', mask_axis='channel', alpha=4.0, gamma=1.0),
     head=dict(type='AFAClsHead', num_classes=10, in_channels='auto',
               all_loss_weight=lbls_lambda))

@@ -16,7 +16,7 @@ lbls_lambda = 2.0
 model = dict(
     type='LabelAwareClassifier',
     backbone=dict(_delete_=True, type='TimmSplitBackbone', model_name='resnext50_32x4d'),
-    neck=dict(_delete_=True, type='AFANeck', in_channels='auto', feat_size=(14, 14),
+    neck=dict(_delete_=True, type='AFANeck', in_channels='auto', input_size=(224, 224),
               qkv='linear', mask_axis='channel', alpha=4.0, gamma=1.0),
     head=dict(type='AFAClsHead', num_classes=1000, in_channels='auto',
               all_loss_weight=lbls_lambda))

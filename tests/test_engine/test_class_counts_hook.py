@@ -189,3 +189,24 @@ def test_runner_train_then_test_from_checkpoint(tmp_path):
     assert (labels == 0).sum() == 20
     acc0 = 100.0 * (preds[labels == 0] == 0).mean()
     assert metrics['shot/many'] == pytest.approx(acc0)
+
+
+class _Head(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.num_classes = num_classes
+        self.fc = nn.Linear(2, num_classes)
+
+
+def test_head_with_fewer_classes_than_the_training_set_names_the_field(tmp_path):
+    runner = _fake_runner(tmp_path, labels=[0, 1, 2, 2])
+    runner.model = nn.ModuleDict(dict(backbone=nn.Linear(2, 2), head=_Head(2)))
+    with pytest.raises(ValueError, match=r'model\.head\.num_classes=2 \(_Head\).*3 classes.*'
+                                         r'set model\.head\.num_classes=3'):
+        ClassCountsHook().before_run(runner)
+    # enough classes (more is fine), and a DDP-style 'module.' prefix is stripped
+    runner.model = nn.ModuleDict(dict(module=nn.ModuleDict(dict(head=_Head(3)))))
+    ClassCountsHook().before_run(runner)
+    runner.model = nn.ModuleDict(dict(module=nn.ModuleDict(dict(head=_Head(1)))))
+    with pytest.raises(ValueError, match=r'model\.head\.num_classes=1'):
+        ClassCountsHook(class_counts=[3, 1]).before_run(runner)

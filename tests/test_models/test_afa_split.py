@@ -1,4 +1,6 @@
 """TimmSplitBackbone: trunk + tail reproduce the unsplit timm network bit for bit."""
+import re
+
 import pytest
 import timm
 import torch
@@ -48,10 +50,57 @@ def test_resnext50_names():
     assert split.trunk_feat_size((224, 224)) == (14, 14)
 
 
-@pytest.mark.parametrize('name', ['efficientnet_b0', 'vit_tiny_patch16_224'])
-def test_unsupported_model_named_in_error(name):
-    with pytest.raises(ValueError, match=f"timm model '{name}' cannot be split"):
+# EfficientNet / MobileNet: timm's own features_only class is not a FeatureListNet; the
+# split rebuilds one from the model's feature_info stage indices (blocks.<i> -> blocks_<i>)
+FLAT_CASES = [
+    # name, trunk end, tail, trunk channels, output channels
+    ('efficientnet_b0', 'blocks_4', ('blocks_5', 'blocks_6'), 112, 320),
+    ('mobilenetv3_small_050', 'blocks_3', ('blocks_4', 'blocks_5'), 24, 288),
+]
+
+
+@pytest.mark.parametrize('name,trunk_end,tail,trunk_chs,out_chs', FLAT_CASES)
+def test_efficientnet_family_splits_before_the_last_stage(name, trunk_end, tail, trunk_chs,
+                                                          out_chs):
+    torch.manual_seed(0)
+    split = TimmSplitBackbone(name)
+    ref = timm.create_model(name, features_only=True)  # timm's EfficientNetFeatures & co.
+    ref.load_state_dict({re.sub(r'^(trunk|tail)\.blocks_(\d+)', r'blocks.\2',
+                                re.sub(r'^(trunk|tail)\.(?!blocks_)', '', k)): v
+                         for k, v in split.state_dict().items()})
+    assert split.trunk_module_names[-1] == trunk_end and split.tail_module_names == tail
+    assert (split.trunk_channels, split.out_channels) == (trunk_chs, out_chs)
+    x = torch.randn(2, 3, 64, 64)
+    split.eval(), ref.eval()
+    with torch.no_grad():
+        levels = ref(x)
+        trunk = split.forward_trunk(x)
+        assert torch.equal(trunk, levels[-2])
+        assert torch.equal(split.forward_tail(trunk), levels[-1])
+
+
+def test_densenet_splits_before_its_last_dense_block():
+    split = TimmSplitBackbone('densenet121')
+    assert split.trunk_module_names[-1] == 'features_denseblock3'
+    assert split.tail_module_names == ('features_transition3', 'features_denseblock4',
+                                       'features_norm5')
+    assert (split.trunk_channels, split.out_channels) == (1024, 1024)
+
+
+@pytest.mark.parametrize('name,why', [
+    ('vit_tiny_patch16_224', 'token sequence'),
+    ('swin_tiny_patch4_window7_224', 'NHWC'),
+])
+def test_unsupported_model_named_in_error(name, why):
+    with pytest.raises(ValueError, match=f"timm model '{name}' cannot be split.*{why}.*"
+                                         "placement='after_last_stage'"):
         TimmSplitBackbone(name)
+
+
+def test_unknown_model_name_lists_close_matches():
+    with pytest.raises(ValueError, match="'efficentnet_b0' is not a timm model.*"
+                                         'Did you mean.*efficientnet_b0'):
+        TimmSplitBackbone('efficentnet_b0')
 
 
 def test_bad_arguments():

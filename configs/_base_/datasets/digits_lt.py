@@ -15,6 +15,9 @@ train_dataloader = dict(
     num_workers=0,
     dataset=dict(type=dataset_type, split='train', pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True),
+    # 481 = 15 * 32 + 1: without it the last batch holds one image, which BatchNorm cannot
+    # normalise on backbones whose last map is 1x1 (MobileNet, ResNet-18 on 8x8 images)
+    drop_last=True,
 )
 val_dataloader = dict(
     batch_size=100,

@@ -30,6 +30,11 @@ class ClassCountsHook(Hook):
     memory banks) and every evaluator metric with ``set_class_counts(array)``
     (``ShotAccuracy``). The counts are written into each saved checkpoint's meta.
 
+    Checks, when the counts arrive: every model sub-module outside the backbone with an
+    integer ``num_classes`` (heads, memory banks) must cover the highest class that has samples;
+    otherwise a ValueError names the config field (``model.head.num_classes``) instead of
+    the loss failing later with "Target 7 is out of bounds".
+
     Args:
         class_counts (Sequence[int], optional): explicit counts; overrides the dataset.
     """
@@ -90,9 +95,28 @@ class ClassCountsHook(Hook):
                 return counts.detach().cpu().numpy().astype(np.int64)
         return None
 
+    def _check_num_classes(self, runner) -> None:
+        present = np.flatnonzero(self.class_counts > 0)
+        needed = int(present[-1]) + 1 if present.size else 0
+        for name, module in runner.model.named_modules():
+            num_classes = getattr(module, 'num_classes', None)
+            if not isinstance(num_classes, int) or isinstance(num_classes, bool):
+                continue
+            name = name[len('module.'):] if name.startswith('module.') else name
+            if name.split('.', 1)[0] == 'backbone':  # e.g. timm's num_classes=0 (no classifier)
+                continue
+            if num_classes < needed:
+                field = f'model.{name}.num_classes' if name else 'model.num_classes'
+                raise ValueError(
+                    f'{field}={num_classes} ({type(module).__name__}) but the training set '
+                    f'has {len(self.class_counts)} classes with samples up to class '
+                    f'{needed - 1}: set {field}={len(self.class_counts)} in the config '
+                    f'(e.g. --cfg-options {field}={len(self.class_counts)}).')
+
     def _publish(self, runner) -> None:
         if self.class_counts is None:
             return
+        self._check_num_classes(runner)
         counts = torch.as_tensor(self.class_counts, dtype=torch.long)
         for module in runner.model.modules():
             if hasattr(module, 'set_class_counts'):

@@ -7,6 +7,8 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+from .timm_names import check_timm_model_name
+
 try:  # timm >= 0.9
     from timm.models._features import FeatureDictNet
 except ImportError:  # pragma: no cover - older timm layout
@@ -16,11 +18,47 @@ except ImportError:  # pragma: no cover - older timm layout
 def _unsupported(model_name: str, why: str) -> ValueError:
     return ValueError(
         f"TimmSplitBackbone: timm model '{model_name}' cannot be split before its last "
-        f'stage: {why}. Supported are CNNs that timm turns into a FeatureListNet under '
-        '`features_only=True` whose top-level modules run in order (ResNet/ResNeXt, '
-        'ConvNeXt, RegNet, resnet32_cifar, ...). For other models put the neck after the '
-        "last stage instead (e.g. AFANeck(placement='after_last_stage') with "
-        "backbone=dict(type='TIMMBackbone', ...)).")
+        f'stage: {why}. Supported are CNNs that timm turns into a FeatureListNet of '
+        'top-level modules run in order (ResNet/ResNet-D/ResNeXt, ConvNeXt, RegNet, '
+        'DenseNet, EfficientNet, MobileNetV3/V4, resnet32_cifar, ...). For other models put '
+        "the neck after the last stage instead (e.g. AFANeck(placement='after_last_stage') "
+        "with backbone=dict(type='TIMMBackbone', model_name=..., features_only=True)).")
+
+
+def _build_feature_list(timm, model_name: str, **kwargs) -> nn.Module:
+    """``timm.create_model(features_only=True)``, as a ``FeatureListNet`` where timm can.
+
+    Most timm CNNs give a ``FeatureListNet`` directly. The EfficientNet / MobileNet
+    builders give their own feature class (``EfficientNetFeatures``, ...) unless a
+    ``feature_cfg`` is passed; with ``feature_cfg=dict(flatten_sequential=True)`` timm
+    builds the ``FeatureListNet`` from the model's ``feature_info`` stage indices instead,
+    flattening ``blocks.<i>`` into top-level ``blocks_<i>`` so that the stage boundaries
+    become cut points. Models whose builder sets ``feature_cfg`` itself (DenseNet,
+    GhostNet, ViT, ...) refuse the second form with a TypeError and keep the first.
+    """
+    try:
+        body = timm.create_model(model_name, features_only=True, **kwargs)
+    except RuntimeError as err:  # timm: "features_only not implemented for ..."
+        if 'Unknown model' in str(err):
+            raise
+        raise _unsupported(model_name, f'timm refused features_only=True ({err})') from err
+    if isinstance(body, FeatureDictNet):
+        return body
+    try:
+        flat = timm.create_model(model_name, features_only=True,
+                                 feature_cfg=dict(flatten_sequential=True), **kwargs)
+    except (TypeError, RuntimeError, AssertionError):
+        flat = None
+    if isinstance(flat, FeatureDictNet):
+        return flat
+    if hasattr(body, 'model') and hasattr(getattr(body, 'model'), 'patch_embed'):
+        why = ('it is a transformer over a token sequence (with prefix / class tokens): its '
+               'blocks pass tokens, not NCHW maps, so there is no feature map between two '
+               'stages for the neck to rewrite and hand on')
+    else:
+        why = (f'features_only=True gives a {type(body).__name__}, not a FeatureListNet of '
+               'sequential top-level modules')
+    raise _unsupported(model_name, why)
 
 
 @MODELS.register_module()
@@ -29,8 +67,15 @@ class TimmSplitBackbone(BaseModule):
 
     timm's ``features_only=True`` re-builds most CNNs as a ``FeatureListNet``: an ordered
     dict of top-level modules (``conv1, bn1, act1, layer1 .. layer4`` for ResNet/ResNeXt,
-    ``stem_0, stem_1, stages_0 .. stages_3`` for ConvNeXt, ``stem, s1 .. s4`` for RegNet)
-    that run one after the other. This backbone cuts that sequence after the module that
+    ``stem_0, stem_1, stages_0 .. stages_3`` for ConvNeXt, ``stem, s1 .. s4`` for RegNet,
+    ``features_*`` for DenseNet) that run one after the other. EfficientNet / MobileNet
+    builders return their own feature class instead; for them the ``FeatureListNet`` is
+    built from the model's ``feature_info`` stage indices with ``blocks.<i>`` flattened to
+    ``blocks_<i>`` (see :func:`_build_feature_list`). Why not ``forward_intermediates``:
+    it runs a model from the input up to a stage, but AFA also needs to run the remaining
+    stages on a given (generated) map, which only a module sequence offers. Transformers
+    (ViT & co.) pass token sequences with prefix tokens between blocks, not maps, and are
+    refused with that reason. This backbone cuts that sequence after the module that
     produces the feature level ``-1 - tail_stages`` and keeps both halves as
     ``nn.Sequential`` s, so ``tail(trunk(x))`` is exactly the unsplit network (same modules,
     same order, bit-for-bit the same output). Parameters live under ``backbone.trunk.*`` and
@@ -45,7 +90,8 @@ class TimmSplitBackbone(BaseModule):
 
     Args:
         model_name (str): timm model name, e.g. ``'resnet32_cifar'``, ``'resnext50_32x4d'``,
-            ``'convnext_atto'``, ``'regnetx_002'``.
+            ``'convnext_atto'``, ``'regnetx_002'``, ``'efficientnet_b0'``,
+            ``'mobilenetv3_small_050'``. An unknown name lists close matches.
         pretrained (bool): load timm's pretrained weights (needs them cached). Defaults to
             False.
         tail_stages (int): number of trailing feature stages that form the tail. Defaults
@@ -68,7 +114,7 @@ class TimmSplitBackbone(BaseModule):
             raise ValueError(
                 f'TimmSplitBackbone: tail_stages must be >= 1 (got {tail_stages}); to put a '
                 "neck after the last stage use AFANeck(placement='after_last_stage').")
-        for forbidden in ('features_only', 'out_indices', 'feature_cls'):
+        for forbidden in ('features_only', 'out_indices', 'feature_cls', 'feature_cfg'):
             if forbidden in kwargs:
                 raise ValueError(
                     f'TimmSplitBackbone: `{forbidden}` is set by the backbone itself; '
@@ -76,15 +122,9 @@ class TimmSplitBackbone(BaseModule):
         self.model_name = model_name
         self.in_channels = in_channels
         self.tail_stages = tail_stages
-        try:
-            body = timm.create_model(model_name, pretrained=pretrained, features_only=True,
-                                     in_chans=in_channels, **kwargs)
-        except RuntimeError as err:  # timm: "features_only not implemented for ..."
-            raise _unsupported(model_name, f'timm refused features_only=True ({err})') from err
-        if not isinstance(body, FeatureDictNet):
-            raise _unsupported(
-                model_name, f'features_only=True gives a {type(body).__name__}, not a '
-                'FeatureListNet of sequential top-level modules')
+        check_timm_model_name(model_name)
+        body = _build_feature_list(timm, model_name, pretrained=pretrained,
+                                   in_chans=in_channels, **kwargs)
         fmt = getattr(getattr(body, 'output_fmt', None), 'name', 'NCHW')
         if fmt != 'NCHW':
             raise _unsupported(model_name, f'its features are {fmt}, not NCHW maps')

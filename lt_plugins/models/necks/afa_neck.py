@@ -125,9 +125,9 @@ class AFANeck(BaseModule):
 
     Args:
         in_channels (int): channels ``D`` of the input feature map.
-        feat_size (Sequence[int], optional): ``(H, W)`` of the input map; required for
-            ``qkv='linear'`` (e.g. ``(16, 16)`` after ResNet-32's second stage on 32x32
-            images, ``(14, 14)`` after ResNeXt-50's third stage on 224x224).
+        feat_size (Sequence[int], optional): ``(H, W)`` of the input map; ``qkv='linear'``
+            needs it or ``input_size`` (e.g. ``(16, 16)`` after ResNet-32's second stage on
+            32x32 images, ``(14, 14)`` after ResNeXt-50's third stage on 224x224).
         qkv (str): ``'linear'`` (maps over HW, Algorithm 1) or ``'conv1x1'``.
             Defaults to ``'linear'``.
         mask_axis (str): softmax axis of the mask, ``'channel'`` or ``'spatial'``.
@@ -144,6 +144,17 @@ class AFANeck(BaseModule):
         placement (str): ``'before_last_stage'`` (the paper: the classifier gives the
             neck the backbone's last stage as ``tail``) or ``'after_last_stage'``.
             Defaults to ``'before_last_stage'``.
+        input_size (Sequence[int], optional): ``(H, W)`` of the training images, for
+            ``qkv='linear'`` without ``feat_size``: the classifier (``LabelAwareClassifier``
+            and every classifier of this package) builds the backbone first and turns it
+            into ``feat_size`` by one dry forward of the trunk, so that switching the timm
+            ``model_name`` needs no other edit. Why at build time and not lazily from the
+            first batch (as ``torch.nn.LazyLinear``): mmengine's Runner wraps the model in
+            DDP and runs ``init_weights`` (which reads every parameter's shape) before the
+            first batch, and builds the optimizer from the parameters; all three need real
+            parameters, and a checkpoint then loads into the usual ``neck.qkv.*`` keys of
+            the usual shapes. The image size is the one thing the model cannot know, so the
+            config states it once. Ignored when ``feat_size`` is given. Defaults to None.
         init_cfg (dict, optional): mmengine init config. Defaults to None.
     """
 
@@ -160,6 +171,7 @@ class AFANeck(BaseModule):
                  generate: bool = True,
                  attention_addition: bool = True,
                  placement: str = 'before_last_stage',
+                 input_size: Optional[Sequence[int]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if alpha < 0:
@@ -186,12 +198,21 @@ class AFANeck(BaseModule):
         # set by LBLSHook through set_lbls_weight(); generation is pointless while L_all is off
         self._lbls_active = True
 
+        self.input_size = None if input_size is None else tuple(int(s) for s in input_size)
         if qkv == 'linear':
+            if feat_size is None and input_size is not None:
+                raise ValueError(
+                    f'AFANeck(input_size={self.input_size}) without feat_size: the input size '
+                    'is turned into feat_size by the classifier, which dry-runs the backbone; '
+                    "build the neck inside model=dict(type='LabelAwareClassifier', "
+                    'backbone=..., neck=...) or give feat_size=(H, W) of its input map.')
             if feat_size is None:
                 raise ValueError(
                     "AFANeck(qkv='linear') maps over the flattened H*W axis and needs "
                     '`feat_size=(H, W)` of its input map (e.g. (16, 16) after the second '
-                    "stage of resnet32_cifar on 32x32 images); or use qkv='conv1x1'.")
+                    "stage of resnet32_cifar on 32x32 images), or `input_size=(H, W)` of the "
+                    "training images (the classifier derives feat_size from the backbone); "
+                    "or use qkv='conv1x1'.")
             self.feat_size = (int(feat_size[0]), int(feat_size[1]))
             hw = self.feat_size[0] * self.feat_size[1]
             self.qkv = nn.Linear(hw, 3 * hw)
