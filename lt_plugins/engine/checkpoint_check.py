@@ -76,8 +76,10 @@ def checkpoint_key_mismatch(model: nn.Module, filename: str) -> Dict[str, List[s
 
     Returns ``dict(missing=[...], unexpected=[...], shape=[...])``. The comparison goes
     through the model's own ``load_state_dict`` (non-strict), so its load hooks count (a
-    decoupled stage that re-initialises its head skips ``head.*`` of a stage-1 checkpoint);
-    tensors of another shape are listed under ``shape`` and left out of that load. The
+    decoupled stage that re-initialises its head skips ``head.*`` of a stage-1 checkpoint,
+    a buffer that grows to the stored size loads); tensors of another shape are listed under
+    ``shape`` and left out of that load; keys a released checkpoint dropped on purpose
+    (``meta['lt_dropped_training_state']``) are not missing. The
     weights are loaded into ``model``: ``tools/test.py`` loads the same file right after.
     """
     from mmengine.model import is_model_wrapper
@@ -92,11 +94,23 @@ def checkpoint_key_mismatch(model: nn.Module, filename: str) -> Dict[str, List[s
     state = {(k[len('module.'):] if k.startswith('module.') else k): v
              for k, v in state.items()}  # mmengine's default revise_keys
     own = model.state_dict()
-    shape = [k for k, v in state.items() if k in own and isinstance(v, torch.Tensor)
-             and v.shape != own[k].shape]
-    result = model.load_state_dict({k: v for k, v in state.items() if k not in shape},
-                                   strict=False)
-    return dict(missing=sorted(set(result.missing_keys) - set(shape)),
+    try:  # modules that size their buffers from the checkpoint (STG's smoother) load as is
+        result, shape = model.load_state_dict(state, strict=False), []
+    except RuntimeError as err:
+        if 'size mismatch' not in str(err):
+            raise
+        shape = [k for k, v in state.items() if k in own and isinstance(v, torch.Tensor)
+                 and v.shape != own[k].shape]
+        result = model.load_state_dict({k: v for k, v in state.items() if k not in shape},
+                                       strict=False)
+    # a released checkpoint (tools/release_checkpoint.py) lists the training-only modules
+    # whose state it dropped on purpose: their keys are not missing
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    dropped = tuple(p.rstrip('.') + '.' for p in
+                    ((meta or {}).get('lt_dropped_training_state') or ()))
+    missing = [k for k in result.missing_keys if not k.startswith(dropped)] if dropped \
+        else result.missing_keys
+    return dict(missing=sorted(set(missing) - set(shape)),
                 unexpected=sorted(result.unexpected_keys),
                 shape=[f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}' for k in shape])
 

@@ -143,8 +143,10 @@ class STGGeneratorHead(LinearClsHead):
         source = stage_tag_of(state_dict, prefix)
         state_dict.pop(prefix + 'stg_stage', None)
         # a stage-1 checkpoint has neither the stage tag nor the counts (ClassCountsHook)
+        # the stage tag is a constant of the class, never loaded; a stage-1 checkpoint
+        # has no counts either (ClassCountsHook)
         self._expected_missing = ({prefix + 'stg_stage', prefix + 'class_counts'}
-                                  if source < self.STAGE else set())
+                                  if source < self.STAGE else {prefix + 'stg_stage'})
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
                                       missing_keys, unexpected_keys, error_msgs)
 
