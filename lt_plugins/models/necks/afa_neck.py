@@ -5,8 +5,11 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.dist import get_rank
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
+
+from lt_plugins.memory.rebalanced_fifo import counter_seed
 
 MASK_AXES = ('channel', 'spatial')
 QKV_MODES = ('linear', 'conv1x1')
@@ -144,6 +147,13 @@ class AFANeck(BaseModule):
         placement (str): ``'before_last_stage'`` (the paper: the classifier gives the
             neck the backbone's last stage as ``tail``) or ``'after_last_stage'``.
             Defaults to ``'before_last_stage'``.
+        seed (int, optional): key of the pair draws of Eq. 11. Each training batch draws
+            from its own generator keyed by ``(seed, step, rank)``, where ``step`` counts
+            the generating batches; ``seed`` and ``step`` are buffers (``pair_seed``,
+            ``pair_step``), so a resumed run draws exactly the pairs of an uninterrupted
+            one and the global torch RNG is left alone. ``None`` takes
+            ``torch.initial_seed()`` at construction (the runner's ``randomness.seed``,
+            the same on every rank). Defaults to None.
         init_cfg (dict, optional): mmengine init config. Defaults to None.
     """
 
@@ -160,6 +170,7 @@ class AFANeck(BaseModule):
                  generate: bool = True,
                  attention_addition: bool = True,
                  placement: str = 'before_last_stage',
+                 seed: Optional[int] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if alpha < 0:
@@ -185,6 +196,9 @@ class AFANeck(BaseModule):
         self.requires_tail = placement == 'before_last_stage'
         # set by LBLSHook through set_lbls_weight(); generation is pointless while L_all is off
         self._lbls_active = True
+        seed = torch.initial_seed() if seed is None else int(seed)
+        self.register_buffer('pair_seed', torch.tensor(seed & (2**63 - 1), dtype=torch.long))
+        self.register_buffer('pair_step', torch.zeros((), dtype=torch.long))
 
         if qkv == 'linear':
             if feat_size is None:
@@ -276,12 +290,27 @@ class AFANeck(BaseModule):
     # -- Eq. 9-11 ----------------------------------------------------------------------------
     def generate_features(self, x_class: torch.Tensor, x_var: torch.Tensor,
                           labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Self-adapted feature generation (Eq. 9-11); returns ``(X_gen, Y_gen)``."""
+        """Self-adapted feature generation (Eq. 9-11); returns ``(X_gen, Y_gen)``.
+
+        The pairs come from :meth:`pair_generator` (keyed by seed, step and rank); each call
+        that generates advances ``pair_step``.
+        """
         if labels.numel() < 2 or self.gamma == 0:  # j != i impossible for a batch of one
             return x_class.new_zeros((0, ) + x_class.shape[1:]), labels.new_zeros(0)
         classes, counts, num_gen = generation_counts(labels, self.alpha, self.gamma)
-        idx_class, idx_var, gen_labels = sample_pairs(labels, classes, counts, num_gen)
+        generator = self.pair_generator(labels.device)
+        self.pair_step += 1
+        idx_class, idx_var, gen_labels = sample_pairs(labels, classes, counts, num_gen,
+                                                      generator)
         return x_class[idx_class] + x_var[idx_var], gen_labels
+
+    def pair_generator(self, device: torch.device) -> torch.Generator:
+        """The generator of the current batch's pairs: a pure function of ``(pair_seed,
+        pair_step, rank)``, so ranks draw independently and resume replays the draws."""
+        key = counter_seed(counter_seed(int(self.pair_seed), int(self.pair_step)), get_rank())
+        generator = torch.Generator(device=device)
+        generator.manual_seed(key)
+        return generator
 
     def forward(self,
                 inputs: Union[torch.Tensor, Tuple[torch.Tensor, ...]],
