@@ -39,6 +39,14 @@ def counter_generator(seed: int, step: int) -> torch.Generator:
     return gen
 
 
+def rank_generator(seed: int, step: int, device='cpu') -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` keyed by ``(seed, step, rank)``: independent draws
+    per rank and per step that a resumed run (restoring ``seed`` and ``step``) repeats."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(counter_seed(counter_seed(seed, step), dist.get_rank()))
+    return gen
+
+
 def rebalanced_admission_prob(class_counts: torch.Tensor, beta: float,
                               admission: str = 'max_normalized') -> torch.Tensor:
     """Per-class admission probability of MBJ Eq. 1.

@@ -51,6 +51,9 @@ MODELS = {
     'stg': dict(type='ImageClassifier', backbone=TINY, neck=dict(type='GlobalAveragePooling'),
                 head=dict(type='STGGeneratorHead', num_classes=4, in_channels=8,
                           head_threshold=10, dictionary_size=12, smooth_momentum=0.5)),
+    'stg3': dict(type='ImageClassifier', backbone=TINY, neck=dict(type='GlobalAveragePooling'),
+                 head=dict(type='STGClsHead', num_classes=4, in_channels=8, head_threshold=10,
+                           augment='gaussian')),
     'iem': dict(type='ImageClassifier', backbone=dict(type='_IEMTinyNet'),
                 neck=dict(type='RSANeck', in_channels=8),
                 head=dict(type='IEMHead', num_classes=4, in_channels=8, global_capacity=6,
@@ -67,7 +70,7 @@ HOOKS = {
     'afa': [dict(type='LBLSHook', start=1, weight=2.0)],
 }
 SAMPLERS = {'ce': 'DefaultSampler', 'mbj': 'InstanceBalancedSampler', 'stg': 'DefaultSampler',
-            'iem': 'ClassBalancedSampler', 'afa': 'InstanceBalancedSampler'}
+            'stg3': 'ClassBalancedSampler', 'iem': 'ClassBalancedSampler', 'afa': 'InstanceBalancedSampler'}
 
 
 def _optim(method):
@@ -113,7 +116,7 @@ def _runner(work_dir, name, method, max_epochs=2, loop=None, by_iter=False, load
         resume=resume, log_level=logging.WARNING)
 
 
-@pytest.mark.parametrize('method', ['ce', 'mbj', 'stg', 'iem', 'afa'])
+@pytest.mark.parametrize('method', ['ce', 'mbj', 'stg', 'stg3', 'iem', 'afa'])
 def test_mid_epoch_resume_equals_uninterrupted(tmp_path, method):
     torch.set_num_threads(1)
     recorder = _Batches()
@@ -131,6 +134,8 @@ def test_mid_epoch_resume_equals_uninterrupted(tmp_path, method):
         assert int(full.model.head.memory.step) == 12
     if method == 'afa':
         assert int(full.model.neck.pair_step) == ITERS_PER_EPOCH  # LBLS: epoch 1 generates
+    if method == 'stg3':  # stage 3's augmentation draws are keyed, not global
+        assert int(full.model.head.aug_step) == 2 * ITERS_PER_EPOCH
 
 
 def test_package_sampler_skips_without_loading(tmp_path):

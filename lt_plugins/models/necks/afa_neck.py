@@ -5,11 +5,10 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.dist import get_rank
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from lt_plugins.memory.rebalanced_fifo import counter_seed
+from lt_plugins.memory.rebalanced_fifo import rank_generator
 
 MASK_AXES = ('channel', 'spatial')
 QKV_MODES = ('linear', 'conv1x1')
@@ -307,10 +306,7 @@ class AFANeck(BaseModule):
     def pair_generator(self, device: torch.device) -> torch.Generator:
         """The generator of the current batch's pairs: a pure function of ``(pair_seed,
         pair_step, rank)``, so ranks draw independently and resume replays the draws."""
-        key = counter_seed(counter_seed(int(self.pair_seed), int(self.pair_step)), get_rank())
-        generator = torch.Generator(device=device)
-        generator.manual_seed(key)
-        return generator
+        return rank_generator(int(self.pair_seed), int(self.pair_step), device)
 
     def forward(self,
                 inputs: Union[torch.Tensor, Tuple[torch.Tensor, ...]],
