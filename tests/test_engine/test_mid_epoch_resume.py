@@ -70,7 +70,8 @@ HOOKS = {
     'afa': [dict(type='LBLSHook', start=1, weight=2.0)],
 }
 SAMPLERS = {'ce': 'DefaultSampler', 'mbj': 'InstanceBalancedSampler', 'stg': 'DefaultSampler',
-            'stg3': 'ClassBalancedSampler', 'iem': 'ClassBalancedSampler', 'afa': 'InstanceBalancedSampler'}
+            'stg3': 'ClassBalancedSampler', 'iem': 'ClassBalancedSampler',
+            'afa': 'InstanceBalancedSampler'}
 
 
 def _optim(method):
@@ -90,10 +91,8 @@ def _runner(work_dir, name, method, max_epochs=2, loop=None, by_iter=False, load
     model = dict(MODELS[method], data_preprocessor=dict(type='ClsDataPreprocessor'))
     if by_iter:
         train_cfg = dict(by_epoch=False, max_iters=max_epochs * ITERS_PER_EPOCH)
-        hooks = [dict(h, by_epoch=False) if h['type'] == 'LBLSHook' else h
-                 for h in HOOKS.get(method, [])]
-        hooks = [dict(h, start=ITERS_PER_EPOCH) if h['type'] == 'LBLSHook' else h
-                 for h in hooks]
+        hooks = [dict(h, by_epoch=False, start=ITERS_PER_EPOCH) if h['type'] == 'LBLSHook'
+                 else h for h in HOOKS.get(method, [])]  # LBLS from iteration 6
     else:
         train_cfg = dict(by_epoch=True, max_epochs=max_epochs)
         if loop is not None:
