@@ -227,3 +227,32 @@ def test_episodic_empty_batches_are_no_ops():
     assert _staged(mem)[:2] == staged[:2]
     assert not mem.flush()  # nothing staged: no ageing either
     _assert_unchanged(mem, before)
+
+
+def _poisoned_ranks(rank, world_size):
+    """Rank 0's batch has a NaN row, rank 1's an Inf key; each rank writes its half."""
+    gen = torch.Generator().manual_seed(7)
+    feats, labels = torch.randn(8, 4, generator=gen), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    feats[1, 0], feats[6, 3] = NAN, INF
+    sl = slice(rank * 8 // world_size, (rank + 1) * 8 // world_size)
+    fifo = RebalancedFIFOMemory(size=6, dim=4, num_classes=3, beta=0.0)
+    fifo.enqueue(feats[sl], labels[sl])
+    episodic = EpisodicMemory(num_classes=3, dim=4, capacity=4, num_neighbors=2)
+    episodic.write(feats[sl], torch.rand(8, generator=gen)[sl], labels[sl])
+    episodic.flush()
+    return _snapshot(fifo), _snapshot(episodic)
+
+
+def test_non_finite_rows_skipped_alike_on_every_rank():
+    """Two ranks (threads exchanging through mmengine.dist) end with the same memories as
+    one process fed the whole batch: the skip does not desynchronise the banks."""
+    from tests.dist_utils import run_ranks_in_threads
+    single = _poisoned_ranks(0, 1)
+    for rank_state in run_ranks_in_threads(_poisoned_ranks):
+        for expected, actual in zip(single, rank_state):
+            assert expected.keys() == actual.keys()
+            for key in expected:
+                assert torch.equal(actual[key], expected[key]), key
+    assert int(single[0]['step']) == 1 and single[0]['valid'].sum() == 6
+    assert torch.isfinite(single[0]['feats']).all() and torch.isfinite(single[1]['keys']).all()
+    assert int(single[1]['valid'].sum()) == 6  # 8 keys, 2 skipped
