@@ -79,9 +79,9 @@ class EpisodicMemory(nn.Module):
     **Bad input**: every entry point checks the shape and dtype of its tensors and that
     classes lie in ``[0, C)``, and raises a ``ValueError`` naming the argument before any
     state (or staged write) changes, so a failed call leaves the memory as it was.
-    :meth:`write` skips key groups with a NaN/Inf key or value (logged warning); reads
-    accept non-finite queries (their reads are NaN and they age no slot). Empty batches
-    are no-ops.
+    :meth:`write` skips key groups with a NaN/Inf key or value (logged warning); a
+    non-finite query finds no neighbour (its read is ``empty_value``, no slot is aged).
+    Empty batches are no-ops.
 
     Args:
         num_classes (int): number of classes ``C``.
