@@ -34,6 +34,11 @@ Each fix is scoped to the one place that breaks, so a user who keeps MMPretrain'
 7. **Version checks**: the installed mmcv (full or lite) must satisfy MMPretrain 1.2's
    ``2.0 <= mmcv < 2.4``; ``pkg_resources`` must exist (setuptools < 82) for
    ``_base_ = 'mmpretrain::...'``. Failures raise with the command that fixes them.
+8. **Mid-epoch resume**: a ``train_cfg = dict(by_epoch=True, ...)`` builds
+   :class:`~lt_plugins.engine.loops.MidEpochResumeTrainLoop` (mmengine's epoch loop that,
+   resumed from an iteration checkpoint inside an epoch, skips the batches already trained
+   instead of replaying the epoch). ``train_cfg = dict(type='EpochBasedTrainLoop', ...)``
+   keeps mmengine's loop.
 """
 import functools
 import importlib.util
@@ -340,6 +345,26 @@ def _patch_default_class_counts_hook() -> None:
     Runner.register_hooks = register_hooks
 
 
+# -- 8. mid-epoch resume in epoch-based loops -------------------------------------------
+def _patch_epoch_train_loop() -> None:
+    from mmengine.runner import Runner
+
+    original = Runner.build_train_loop
+    if getattr(original, '_lt_plugins_patched', False):
+        return
+
+    @functools.wraps(original)
+    def build_train_loop(self, loop):
+        if isinstance(loop, dict) and 'type' not in loop and loop.get('by_epoch', False):
+            from lt_plugins.engine.loops import MidEpochResumeTrainLoop
+            loop = {k: v for k, v in loop.items() if k != 'by_epoch'}
+            loop['type'] = MidEpochResumeTrainLoop
+        return original(self, loop)
+
+    build_train_loop._lt_plugins_patched = True
+    Runner.build_train_loop = build_train_loop
+
+
 # -- 6. pretrained timm weights without network -------------------------------------
 OFFLINE_WEIGHTS_HELP = (
     'Load a local weight file instead: download it elsewhere, then set '
@@ -419,4 +444,5 @@ def apply_all() -> None:
     _patch_retrieval_in1d()
     _patch_default_class_counts_hook()
     _patch_timm_pretrained_offline()
+    _patch_epoch_train_loop()
     _APPLIED = True

@@ -23,3 +23,24 @@ def assert_resume_matches_uninterrupted(make_runner: Callable, tmp_path, name: s
     for key in expected:
         torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0, msg=key)
     return full, resumed
+
+
+def assert_iteration_resume_matches_uninterrupted(make_runner: Callable, tmp_path, name: str,
+                                                  resume_iter: int, **kwargs):
+    """Train straight while saving iteration checkpoints, then resume a second run from
+    ``iter_{resume_iter}.pth`` (inside an epoch for an epoch-based loop) and train to the
+    same end; the two models' state dicts must be equal to the bit. ``make_runner(work_dir,
+    experiment_name, load_from=, resume=, **kwargs)`` builds a Runner whose CheckpointHook
+    saves by iteration at a period dividing ``resume_iter``. Returns both Runners."""
+    full = make_runner(str(tmp_path / 'full'), f'{name}_full', **kwargs)
+    full.train()
+    checkpoint = osp.join(str(tmp_path / 'full'), f'iter_{resume_iter}.pth')
+    resumed = make_runner(str(tmp_path / 'resumed'), f'{name}_resumed', load_from=checkpoint,
+                          resume=True, **kwargs)
+    resumed.train()
+    assert resumed.iter == full.iter
+    expected, actual = full.model.state_dict(), resumed.model.state_dict()
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0, msg=key)
+    return full, resumed

@@ -75,6 +75,7 @@ class _ShardedSampler(Sampler):
         self.shuffle = bool(shuffle)
         self.seed = sync_random_seed() if seed is None else int(seed)
         self.epoch = 0
+        self._skip = 0
         self.round_up = bool(round_up)
         self.epoch_size = len(dataset) if num_samples is None else int(num_samples)
         if self.epoch_size <= 0:
@@ -92,6 +93,14 @@ class _ShardedSampler(Sampler):
         """Select the draw of ``epoch`` (mmengine's ``DistSamplerSeedHook`` calls this)."""
         self.epoch = int(epoch)
 
+    def skip_next(self, num: int) -> None:
+        """Start the next pass ``num`` indices into this rank's shard (once; later passes
+        are whole). ``MidEpochResumeTrainLoop`` calls it to resume inside an epoch without
+        loading the batches already trained; the draw itself is unchanged."""
+        if int(num) < 0:
+            raise ValueError(f'{type(self).__name__}.skip_next: num must be >= 0, got {num}.')
+        self._skip = int(num)
+
     def _generator(self) -> torch.Generator:
         gen = torch.Generator()
         gen.manual_seed(self.seed + self.epoch)
@@ -103,7 +112,8 @@ class _ShardedSampler(Sampler):
 
     def __iter__(self) -> Iterator[int]:
         indices = self.global_indices()
-        return iter(indices[self.rank:self.total_size:self.world_size].tolist())
+        skip, self._skip = self._skip, 0
+        return iter(indices[self.rank:self.total_size:self.world_size][skip:].tolist())
 
     def __len__(self) -> int:
         """Number of indices this rank yields per epoch."""

@@ -1,4 +1,5 @@
 from .hooks import *  # noqa: F401,F403
+from .loops import *  # noqa: F401,F403
 from .optimizers import *  # noqa: F401,F403
 from .checkpoint_check import install_named_read_errors
 

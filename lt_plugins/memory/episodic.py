@@ -16,6 +16,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn as nn
 from mmengine import dist
+from mmengine.logging import MMLogger
 from mmpretrain.registry import MODELS
 
 from .rebalanced_fifo import gather_in_rank_order
@@ -74,6 +75,13 @@ class EpisodicMemory(nn.Module):
     (Adam moments of the evicted key must not push the new one).
 
     Reads in ``eval()`` mode and :meth:`read_all` change no state.
+
+    **Bad input**: every entry point checks the shape and dtype of its tensors and that
+    classes lie in ``[0, C)``, and raises a ``ValueError`` naming the argument before any
+    state (or staged write) changes, so a failed call leaves the memory as it was.
+    :meth:`write` skips key groups with a NaN/Inf key or value (logged warning); a
+    non-finite query finds no neighbour (its read is ``empty_value``, no slot is aged).
+    Empty batches are no-ops.
 
     Args:
         num_classes (int): number of classes ``C``.
@@ -174,16 +182,42 @@ class EpisodicMemory(nn.Module):
         out = num / den.clamp_min(torch.finfo(den.dtype).tiny)
         return torch.where(den > 0, out, torch.full_like(out, self.empty_value))
 
-    def _check_queries(self, queries: torch.Tensor, where: str) -> Tuple[torch.Tensor, bool]:
+    def _check_queries(self, queries: torch.Tensor, where: str,
+                       arg: str = 'queries') -> Tuple[torch.Tensor, bool]:
+        if not torch.is_tensor(queries) or not queries.is_floating_point():
+            raise ValueError(
+                f'EpisodicMemory.{where}: `{arg}` must be a floating-point tensor of shape '
+                f'(G, {self.dim}) or (G, R, {self.dim}), got '
+                f'{getattr(queries, "dtype", type(queries).__name__)}.')
         squeeze = queries.dim() == 2
         if squeeze:
             queries = queries.unsqueeze(1)
         if queries.dim() != 3 or queries.size(-1) != self.dim:
             raise ValueError(
-                f'EpisodicMemory.{where}: queries of shape {tuple(queries.shape)} do not match '
+                f'EpisodicMemory.{where}: `{arg}` of shape {tuple(queries.shape)} do not match '
                 f'the memory dim={self.dim}; expected (G, {self.dim}) or (G, R, {self.dim}). '
                 'Check that the neck output dimension equals the head `in_channels`.')
         return queries.to(self.keys.dtype), squeeze
+
+    def _check_classes(self, classes, num_groups: int, where: str) -> torch.Tensor:
+        """``classes`` must be ``(G,)`` integer class indices in ``[0, C)``."""
+        if (not torch.is_tensor(classes) or classes.is_floating_point() or classes.is_complex()
+                or classes.dtype == torch.bool):
+            raise ValueError(
+                f'EpisodicMemory.{where}: `classes` must be an integer tensor of class indices '
+                f'in [0, {self.num_classes}), got '
+                f'{getattr(classes, "dtype", type(classes).__name__)}.')
+        if classes.dim() != 1 or classes.numel() != num_groups:
+            raise ValueError(f'EpisodicMemory.{where}: `classes` must have shape (G,) = '
+                             f'({num_groups},), one class per query group, got '
+                             f'{tuple(classes.shape)}.')
+        if classes.numel() and (int(classes.min()) < 0
+                                or int(classes.max()) >= self.num_classes):
+            raise ValueError(
+                f'EpisodicMemory.{where}: `classes` must lie in [0, num_classes='
+                f'{self.num_classes}), got values in [{int(classes.min())}, '
+                f'{int(classes.max())}].')
+        return classes.long()
 
     def _grouped_distances(self, queries: torch.Tensor, classes: torch.Tensor,
                            keys: torch.Tensor) -> Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]:
@@ -231,10 +265,10 @@ class EpisodicMemory(nn.Module):
             Tensor: ``(G,)`` or ``(G, R)`` float32 read values.
         """
         queries, squeeze = self._check_queries(queries, 'read')
-        classes = classes.long().view(-1)
-        if classes.numel() != queries.size(0):
-            raise ValueError(f'EpisodicMemory.read: {queries.size(0)} query groups but '
-                             f'{classes.numel()} classes.')
+        classes = self._check_classes(classes, queries.size(0), 'read')
+        if queries.size(0) == 0:  # nothing to read: no state change
+            out = queries.new_zeros(queries.shape[:2]).float()
+            return out.squeeze(1) if squeeze else out
         with torch.autocast(device_type=queries.device.type, enabled=False):
             dists, select = self._grouped_distances(queries, classes, self.keys)
             dist_top, idx = dists.topk(self.num_neighbors, dim=-1, largest=False, sorted=False)
@@ -268,6 +302,9 @@ class EpisodicMemory(nn.Module):
                              f'{READINGS}.')
         queries, squeeze = self._check_queries(queries, 'read_all')
         lead = queries.shape[:2]
+        if queries.size(0) == 0:
+            out = queries.new_zeros(*lead, self.num_classes).float()
+            return out.squeeze(1) if squeeze else out
         flat = queries.reshape(-1, self.dim)
         num_slots = self.num_classes * self.capacity
         keys = self.keys.detach().reshape(num_slots, self.dim)
@@ -306,24 +343,42 @@ class EpisodicMemory(nn.Module):
         """Stage ``(key, value)`` pairs for class memories; applied by :meth:`flush`.
 
         Args:
-            keys (Tensor): ``(G, D)`` or ``(G, R, D)``; the ``R`` keys of group ``g`` go to
-                class ``classes[g]`` (e.g. the regions of one image). ``G`` may be 0.
-            values (Tensor): ``(G,)`` (shared by the group) or ``(G, R)``.
-            classes (Tensor): ``(G,)`` long.
+            keys (Tensor): ``(G, D)`` or ``(G, R, D)`` floating point; the ``R`` keys of
+                group ``g`` go to class ``classes[g]`` (e.g. the regions of one image).
+            values (Tensor): ``(G,)`` (shared by the group) or ``(G, R)``, floating point.
+            classes (Tensor): ``(G,)`` integer, in ``[0, C)``.
+
+        Bad input (shape, dtype, a class outside ``[0, C)``) raises a ``ValueError`` before
+        anything is staged. A group with a NaN/Inf key or value is skipped with a logged
+        warning (the rest is staged). ``G = 0`` (or nothing left after skipping) is a no-op:
+        nothing is staged and the step is not marked, so :meth:`flush` ages no slot for it.
         """
-        keys, _ = self._check_queries(keys.detach(), 'write')
+        keys, _ = self._check_queries(keys.detach(), 'write', arg='keys')
         g, r = keys.shape[:2]
-        values = values.detach().to(self.values.dtype)
-        values = (values.view(g, 1).expand(g, r) if values.numel() == g and r != 1
-                  else values.reshape(g, r))
-        classes = classes.detach().long().view(-1)
-        if classes.numel() != g:
-            raise ValueError(f'EpisodicMemory.write: {g} key groups but {classes.numel()} '
-                             'classes.')
+        if not torch.is_tensor(values) or not values.is_floating_point():
+            raise ValueError(f'EpisodicMemory.write: `values` must be a floating-point tensor '
+                             f'of shape ({g},) or ({g}, {r}), got '
+                             f'{getattr(values, "dtype", type(values).__name__)}.')
+        if tuple(values.shape) not in ((g, ), (g, r)):
+            raise ValueError(f'EpisodicMemory.write: `values` must have shape ({g},) (one per '
+                             f'key group) or ({g}, {r}) (one per key), got '
+                             f'{tuple(values.shape)}.')
+        classes = self._check_classes(classes.detach() if torch.is_tensor(classes) else classes,
+                                      g, 'write')
         if self._pending and self._pending[0][0].size(1) != r:
             raise ValueError('EpisodicMemory.write: every write of one step must use the same '
                              f'number of keys per group (got {r} and '
                              f'{self._pending[0][0].size(1)}).')
+        values = values.detach().to(self.values.dtype)
+        values = values.view(g, 1).expand(g, r) if values.dim() == 1 else values
+        finite = torch.isfinite(keys).flatten(1).all(1) & torch.isfinite(values).all(1)
+        if not bool(finite.all()):
+            MMLogger.get_current_instance().warning(
+                f'EpisodicMemory.write: skipped {int((~finite).sum())} of {g} key groups with '
+                'NaN/Inf keys or values (not stored).')
+            keys, values, classes = keys[finite], values[finite], classes[finite]
+        if classes.numel() == 0:  # nothing to store: no-op, the step is not marked
+            return
         self._pending.append((keys.contiguous(), values.contiguous(), classes))
         self._step_pending = True
 
@@ -342,17 +397,19 @@ class EpisodicMemory(nn.Module):
             dist.all_reduce(pending_any, op='max')
         if not int(pending_any.item()):
             return False
-        read_mask = self._read_mask
+        # take the staged step out first: whatever happens below, it is never applied twice
+        pending, read_mask = self._pending, self._read_mask
+        self._pending, self._read_mask, self._step_pending = [], None, False
         if read_mask is None or read_mask.device != self.valid.device:
             read_mask = torch.zeros_like(self.valid)
         if dist.get_world_size() > 1:
             reduced = read_mask.to(torch.uint8)
             dist.all_reduce(reduced, op='max')
             read_mask = reduced.bool()
-        if self._pending:
-            keys = torch.cat([p[0] for p in self._pending])
-            values = torch.cat([p[1] for p in self._pending])
-            classes = torch.cat([p[2] for p in self._pending])
+        if pending:
+            keys = torch.cat([p[0] for p in pending])
+            values = torch.cat([p[1] for p in pending])
+            classes = torch.cat([p[2] for p in pending])
         else:
             keys = self.keys.new_zeros((0, 1, self.dim))
             values = self.values.new_zeros((0, 1))
@@ -363,9 +420,6 @@ class EpisodicMemory(nn.Module):
         self.ages[read_mask] = 0
         if classes.numel():
             self._apply_writes(keys.to(self.keys), values.to(self.values), classes)
-        self._pending = []
-        self._read_mask = None
-        self._step_pending = False
         return True
 
     def _apply_writes(self, keys: torch.Tensor, values: torch.Tensor,

@@ -8,6 +8,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 from mmengine import dist
+from mmengine.logging import MMLogger
 from mmpretrain.registry import MODELS
 
 _MASK64 = (1 << 64) - 1
@@ -35,6 +36,14 @@ def counter_generator(seed: int, step: int) -> torch.Generator:
     """A CPU ``torch.Generator`` keyed by ``(seed, step)``."""
     gen = torch.Generator(device='cpu')
     gen.manual_seed(counter_seed(seed, step))
+    return gen
+
+
+def rank_generator(seed: int, step: int, device='cpu') -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` keyed by ``(seed, step, rank)``: independent draws
+    per rank and per step that a resumed run (restoring ``seed`` and ``step``) repeats."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(counter_seed(counter_seed(seed, step), dist.get_rank()))
     return gen
 
 
@@ -225,25 +234,63 @@ class RebalancedFIFOMemory(nn.Module):
                                          self.admission).to(self.feats.device)
 
     # -- write ----------------------------------------------------------------------------
+    def _check_batch(self, feats, labels) -> None:
+        """Reject a malformed batch before any state (or collective) is touched."""
+        name = type(self).__name__
+        if not torch.is_tensor(feats) or not (feats.is_floating_point()):
+            raise ValueError(f'{name}.enqueue: `feats` must be a floating-point tensor of '
+                             f'shape (B, dim={self.dim}), got '
+                             f'{getattr(feats, "dtype", type(feats).__name__)}.')
+        if feats.dim() != 2 or feats.shape[1] != self.dim:
+            raise ValueError(f'{name}.enqueue: `feats` must have shape (B, dim={self.dim}), '
+                             f'got {tuple(feats.shape)}; check that the memory `dim` equals '
+                             'the feature dimension (head `in_channels`).')
+        if (not torch.is_tensor(labels) or labels.is_floating_point() or labels.is_complex()
+                or labels.dtype == torch.bool):
+            raise ValueError(f'{name}.enqueue: `labels` must be an integer tensor of class '
+                             f'indices in [0, {self.num_classes}), got '
+                             f'{getattr(labels, "dtype", type(labels).__name__)}.')
+        if labels.dim() != 1 or labels.shape[0] != feats.shape[0]:
+            raise ValueError(f'{name}.enqueue: `labels` must have shape (B,) = '
+                             f'({feats.shape[0]},) to match `feats`, got {tuple(labels.shape)}.')
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
+            raise ValueError(f'{name}.enqueue: `labels` must lie in [0, num_classes='
+                             f'{self.num_classes}), got values in [{int(labels.min())}, '
+                             f'{int(labels.max())}].')
+
     @torch.no_grad()
     def enqueue(self, feats: torch.Tensor, labels: torch.Tensor, gather: bool = True) -> None:
         """Offer a batch to the memory (vectorised; one call = one ``step``).
 
         Args:
-            feats (Tensor): ``(B, dim)``; stored detached, as float32.
-            labels (Tensor): ``(B,)`` class indices in ``[0, C)``.
+            feats (Tensor): ``(B, dim)`` floating point; stored detached, as float32.
+                Rows with NaN/Inf values are skipped (after the gather, so on every rank)
+                with a logged warning; the rest of the batch is offered as usual.
+            labels (Tensor): ``(B,)`` integer class indices in ``[0, C)``.
             gather (bool): all-gather the batch from every rank first (rank order). Pass
                 False for inputs that are already identical on all ranks (classifier weights
                 under DDP), so they are not stored ``world_size`` times.
+
+        Raises:
+            ValueError: wrong shape or dtype of ``feats`` / ``labels``, or a label outside
+                ``[0, C)``; raised before any state changes (and before the gather). A
+                batch that is empty on every rank (or only non-finite) is a no-op: ``step``
+                does not advance.
         """
-        feats = feats.detach().to(self.feats.device, torch.float32).reshape(-1, self.dim)
-        labels = labels.detach().to(self.feats.device, torch.long).reshape(-1)
-        if feats.shape[0] != labels.shape[0]:
-            raise ValueError(f'enqueue: {feats.shape[0]} features but {labels.shape[0]} labels.')
+        self._check_batch(feats, labels)
+        feats = feats.detach().to(self.feats.device, torch.float32)
+        labels = labels.detach().to(self.feats.device, torch.long)
         if gather:
             feats, labels = gather_in_rank_order(feats, labels)
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
-            raise ValueError(f'enqueue: labels outside [0, num_classes={self.num_classes}).')
+        finite = torch.isfinite(feats).all(dim=1)
+        if not bool(finite.all()):
+            # after the gather, so that every rank drops the same rows
+            MMLogger.get_current_instance().warning(
+                f'{type(self).__name__}.enqueue: skipped {int((~finite).sum())} of '
+                f'{finite.numel()} features with NaN/Inf values (not stored).')
+            feats, labels = feats[finite], labels[finite]
+        if labels.numel() == 0:  # nothing offered (on any rank): no step, no draw
+            return
         prob = self.admission_prob()
         gen = counter_generator(self.seed, int(self.step))
         draw = torch.rand(labels.shape[0], generator=gen).to(prob.device)

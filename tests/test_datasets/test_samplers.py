@@ -262,3 +262,28 @@ def test_two_process_gloo_shards():
         ref.set_epoch(1)
         draw = ref.global_indices().tolist()
         assert idx0 == draw[0::2] and idx1 == draw[1::2]
+
+
+def test_skip_next_starts_one_pass_later():
+    """``skip_next(n)`` (mid-epoch resume) drops the first n indices of the next pass only."""
+    from lt_plugins.datasets.samplers import ClassBalancedSampler, InstanceBalancedSampler
+
+    class _Labels:
+        metainfo = dict(classes=('a', 'b', 'c'))
+
+        def __len__(self):
+            return 10
+
+        def get_gt_labels(self):
+            return np.array([0, 0, 0, 0, 0, 1, 1, 1, 2, 2])
+
+    for cls in (InstanceBalancedSampler, ClassBalancedSampler):
+        sampler = cls(_Labels(), seed=3, rank=1, world_size=2)
+        sampler.set_epoch(2)
+        whole = list(sampler)
+        sampler.skip_next(3)
+        assert list(sampler) == whole[3:]
+        assert list(sampler) == whole  # one pass only
+        assert len(sampler) == 5
+        with pytest.raises(ValueError, match='num must be >= 0'):
+            sampler.skip_next(-1)

@@ -145,7 +145,7 @@ def _ddp_batch(rank):
     return dict(inputs=inputs, data_samples=_samples(labels))
 
 
-def test_ddp_two_processes_match_averaged_gradients():
+def test_ddp_two_processes_match_averaged_gradients(monkeypatch):
     """Each rank generates from its own batch; the update equals the rank-averaged gradient."""
     results = run_distributed(_ddp_worker)
     model = _build(_afa_cfg(), seed=0)
@@ -155,7 +155,9 @@ def test_ddp_two_processes_match_averaged_gradients():
         data = model.data_preprocessor(_ddp_batch(rank), training=True)
         labels = torch.cat([ds.gt_label for ds in data['data_samples']])
         expected_gen.append(int(generation_counts(labels, 4.0, 1.0)[2].sum()))
-        torch.manual_seed(100 + rank)
+        # rank r's pairs: the generator keyed by (pair_seed, step 0, r)
+        monkeypatch.setattr('mmengine.dist.get_rank', lambda group=None, r=rank: r)
+        model.neck.pair_step.zero_()
         loss, _ = model.parse_losses(model(**data, mode='loss'))
         (loss / 2).backward()
         losses.append(loss.item())

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmpretrain.structures import DataSample
 
 from lt_plugins.models.necks import AFANeck
+from lt_plugins.memory.rebalanced_fifo import counter_seed
 from lt_plugins.models.necks.afa_neck import generation_counts, sample_pairs
 
 
@@ -145,14 +146,24 @@ def test_generate_features_values_and_labels():
     torch.manual_seed(3)
     x_class, x_var = torch.randn(6, 8, 4, 3), torch.randn(6, 8, 4, 3)
     y = torch.tensor([0, 0, 0, 0, 1, 2])
-    torch.manual_seed(5)
+    rng = torch.get_rng_state()
     x_gen, y_gen = neck.generate_features(x_class, x_var, y)
+    assert torch.equal(torch.get_rng_state(), rng)  # the global RNG is left alone
+    assert int(neck.pair_step) == 1
     classes, counts, num_gen = generation_counts(y, 4.0, 1.0)
-    torch.manual_seed(5)
-    i, j, labels = sample_pairs(y, classes, counts, num_gen)
+    # the pairs come from the generator keyed by (pair_seed, step 0, rank 0)
+    key = counter_seed(counter_seed(int(neck.pair_seed), 0), 0)
+    i, j, labels = sample_pairs(y, classes, counts, num_gen,
+                                torch.Generator().manual_seed(key))
     assert torch.equal(y_gen, labels)
     assert x_gen.shape[0] == int(num_gen.sum())
     torch.testing.assert_close(x_gen, x_class[i] + x_var[j])
+    # the next batch draws other pairs; a neck restored to step 0 draws the same again
+    again, _ = neck.generate_features(x_class, x_var, y)
+    assert not torch.equal(again, x_gen)
+    neck.pair_step.zero_()
+    torch.testing.assert_close(neck.generate_features(x_class, x_var, y)[0], x_gen,
+                               rtol=0, atol=0)
 
 
 def test_batch_of_one_generates_nothing():

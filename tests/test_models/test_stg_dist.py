@@ -3,7 +3,7 @@ the head-class prototypes are identical on every rank (all-gathered writes)."""
 import pytest
 import torch
 
-from tests.dist_utils import run_distributed
+from tests.dist_utils import run_distributed, run_ranks_in_threads
 
 COUNTS = [500, 300, 200, 120, 50, 20]
 
@@ -43,3 +43,46 @@ def test_stage2_state_identical_across_ranks():
         keep = labels < 4
         proto.index_add_(0, labels[keep], feats[keep].double())
     torch.testing.assert_close(r0['generator.proto_sum'], proto)
+
+
+def _stage2_state(rank, world_size, steps=3, batch=8):
+    """Run STG stage-2 steps on this rank's slice of seeded global batches of 16 (a single
+    process, ``world_size=1``, gets the whole batch); return the Eq. 1 state."""
+    import lt_plugins  # noqa: F401
+    from mmpretrain.structures import DataSample
+    from lt_plugins.models.heads.stg_generator_head import STGGeneratorHead
+    torch.manual_seed(0)
+    head = STGGeneratorHead(6, 4, class_counts=COUNTS, dictionary_size=12, smooth_momentum=0.5,
+                            min_set_size=2)
+    g = torch.Generator().manual_seed(1)
+    per_rank = 16 // world_size
+    for _ in range(steps):
+        feats = torch.randn(16, 4, generator=g) * 3
+        labels = torch.randint(0, 6, (16, ), generator=g)
+        idx = torch.randperm(40, generator=g)[:16]
+        sl = slice(rank * per_rank, (rank + 1) * per_rank)
+        samples = [DataSample(metainfo=dict(sample_idx=int(i))).set_gt_label(int(y))
+                   for y, i in zip(labels[sl], idx[sl])]
+        head.loss((feats[sl], ), samples)
+    return {k: v.clone() for k, v in head.state_dict().items()
+            if k.startswith(('dictionary.', 'smoother.', 'generator.proto'))}
+
+
+def _assert_split_independent(r0, r1):
+    single = _stage2_state(0, 1)
+    assert single['smoother.seen'].sum() > 10
+    for key in single:
+        torch.testing.assert_close(r0[key], single[key], rtol=0, atol=0, msg=key)
+        torch.testing.assert_close(r1[key], single[key], rtol=0, atol=0, msg=key)
+
+
+@pytest.mark.slow  # two spawned processes: ~20 s CPU; the threaded form below runs by default
+def test_stage2_statistics_independent_of_the_ddp_split():
+    """Eq. 1 on the gathered batch: 2 gloo ranks x 8 equal 1 process x 16, to the bit."""
+    _assert_split_independent(*run_distributed(_stage2_state))
+
+
+def test_stage2_statistics_independent_of_the_split_threaded_ranks():
+    """The same check with the two ranks as threads exchanging through mmengine.dist."""
+    _assert_split_independent(*run_ranks_in_threads(
+        _stage2_state, rank_functions=('lt_plugins.models.heads.stg_generator_head.get_rank', )))

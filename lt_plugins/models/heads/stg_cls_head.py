@@ -8,6 +8,7 @@ from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from lt_plugins.memory.rebalanced_fifo import rank_generator
 from lt_plugins.models.stg import (AUGMENT_TYPES, class_strength, dropout_augment,
                                    gaussian_noise_augment, head_tail_split, stg_augment)
 from .stg_generator_head import _drop_expected_missing, stage_tag_of
@@ -59,6 +60,10 @@ class STGClsHead(LinearClsHead):
             class's centre; ``False`` samples ``sqrt(Sigma) eps`` only (a diagnostic).
         classifier (str): ``'crt'`` (default) or ``'lws'``.
         class_counts (Sequence[int], optional): training counts; overrides ClassCountsHook.
+        seed (int, optional): key of the augmentation draws in training: each batch draws
+            from a generator keyed by ``(seed, step, rank)``; ``seed`` and ``step`` are
+            buffers (``aug_seed``, ``aug_step``), so resume replays the draws. ``None``
+            takes ``torch.initial_seed()`` at construction (the runner's seed).
         **kwargs: ``LinearClsHead`` arguments (``loss``, ``topk``, ``init_cfg``).
     """
 
@@ -79,6 +84,7 @@ class STGClsHead(LinearClsHead):
                  use_mean: bool = True,
                  classifier: str = 'crt',
                  class_counts: Optional[Sequence[int]] = None,
+                 seed: Optional[int] = None,
                  **kwargs) -> None:
         super().__init__(num_classes=num_classes, in_channels=in_channels, **kwargs)
         for name, value, choices in (('augment', augment, AUGMENT_TYPES),
@@ -112,6 +118,9 @@ class STGClsHead(LinearClsHead):
             self.lws_scale = nn.Parameter(torch.ones(num_classes))
         self.register_buffer('class_counts', torch.zeros(num_classes, dtype=torch.long))
         self.register_buffer('stg_stage', torch.tensor(self.STAGE))
+        seed = torch.initial_seed() if seed is None else int(seed)
+        self.register_buffer('aug_seed', torch.tensor(seed & (2**63 - 1), dtype=torch.long))
+        self.register_buffer('aug_step', torch.zeros((), dtype=torch.long))
         self._explicit_counts = class_counts is not None
         if class_counts is not None:
             self._write_counts(class_counts)
@@ -154,7 +163,7 @@ class STGClsHead(LinearClsHead):
             state_dict.pop(key)
         expected_missing = [prefix + 'stg_stage', prefix + 'class_counts']
         if source < self.STAGE:
-            expected_missing.append(prefix + 'lws_scale')
+            expected_missing += [prefix + 'lws_scale', prefix + 'aug_seed', prefix + 'aug_step']
             if self.classifier == 'crt':  # cRT: re-initialised classifier
                 dropped = [state_dict.pop(prefix + k, None) for k in ('fc.weight', 'fc.bias')]
                 if any(d is not None for d in dropped):
@@ -230,5 +239,7 @@ class STGClsHead(LinearClsHead):
                              'augments (Mixup/CutMix) inherited from stage 1 '
                              '(`model.train_cfg=None`).')
         labels = torch.cat([ds.gt_label for ds in data_samples]).to(a.device)
-        a = self.augment_features(a, labels)
+        generator = rank_generator(int(self.aug_seed), int(self.aug_step), a.device)
+        self.aug_step += 1
+        a = self.augment_features(a, labels, generator)
         return super().loss((a, ), data_samples, **kwargs)

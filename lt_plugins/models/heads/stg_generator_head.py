@@ -2,11 +2,12 @@
 from typing import List, Optional, Sequence, Tuple
 
 import torch
+from mmengine.dist import get_rank
 from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from lt_plugins.memory.rebalanced_fifo import RebalancedFIFOMemory
+from lt_plugins.memory.rebalanced_fifo import RebalancedFIFOMemory, gather_in_rank_order
 from lt_plugins.models.stg import (REGRESSION_LOSSES, SampleStatSmoother, head_tail_split,
                                    regression_loss, transformation_statistics)
 
@@ -39,6 +40,11 @@ class STGGeneratorHead(LinearClsHead):
     ``s(a_i + p_{y_i})`` (Eq. 2) onto them, and then pushes the batch into the dictionary.
     Tail samples are ignored. The dictionary is the package's :class:`RebalancedFIFOMemory`
     with ``beta = 0`` (every head feature admitted, oldest dropped).
+
+    Under DDP the statistics of Eq. 1 are computed on the global batch (features, labels and
+    sample indices all-gathered in rank order), so ``mu``, ``Sigma``, the set sizes and the
+    smoothed targets equal those of one process fed the concatenated batch; each rank then
+    regresses its own samples' targets.
 
     The classifier ``fc`` is the stage-1 one, frozen: ``predict`` (validation during stage 2)
     reports the stage-1 accuracy, and the checkpoint carries it on to stage 3 (LWS keeps it).
@@ -167,10 +173,16 @@ class STGGeneratorHead(LinearClsHead):
             bank_feats, bank_labels = self.dictionary.get()
         else:
             bank_feats = bank_labels = None
-        gt_mu, gt_sigma, k = transformation_statistics(a, y, bank_feats, bank_labels,
+        # Eq. 1's sets come from the global batch (all ranks, rank order), so the statistics
+        # do not depend on how the batch is split across ranks; this rank keeps its own rows.
+        rank = get_rank()
+        g_a, g_y, g_idx, g_rank = gather_in_rank_order(a, y, idx, torch.full_like(y, rank))
+        gt_mu, gt_sigma, k = transformation_statistics(g_a, g_y, bank_feats, bank_labels,
                                                        self.include_self)
         valid = k >= self.min_set_size
-        gt_mu, gt_sigma = self.smoother(idx, gt_mu, gt_sigma, valid)
+        gt_mu, gt_sigma = self.smoother(g_idx, gt_mu, gt_sigma, valid, gather=False)
+        mine = g_rank == rank
+        gt_mu, gt_sigma, valid = gt_mu[mine], gt_sigma[mine], valid[mine]
         if a.shape[0] >= 2:
             pred_mu, pred_sigma = self.generator(a, y)
             # the regression runs in float32 (squared statistics overflow fp16 under AMP)

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+from lt_plugins.memory.rebalanced_fifo import rank_generator
+
 MASK_AXES = ('channel', 'spatial')
 QKV_MODES = ('linear', 'conv1x1')
 PLACEMENTS = ('before_last_stage', 'after_last_stage')
@@ -155,6 +157,13 @@ class AFANeck(BaseModule):
             parameters, and a checkpoint then loads into the usual ``neck.qkv.*`` keys of
             the usual shapes. The image size is the one thing the model cannot know, so the
             config states it once. Ignored when ``feat_size`` is given. Defaults to None.
+        seed (int, optional): key of the pair draws of Eq. 11. Each training batch draws
+            from its own generator keyed by ``(seed, step, rank)``, where ``step`` counts
+            the generating batches; ``seed`` and ``step`` are buffers (``pair_seed``,
+            ``pair_step``), so a resumed run draws exactly the pairs of an uninterrupted
+            one and the global torch RNG is left alone. ``None`` takes
+            ``torch.initial_seed()`` at construction (the runner's ``randomness.seed``,
+            the same on every rank). Defaults to None.
         init_cfg (dict, optional): mmengine init config. Defaults to None.
     """
 
@@ -172,6 +181,7 @@ class AFANeck(BaseModule):
                  attention_addition: bool = True,
                  placement: str = 'before_last_stage',
                  input_size: Optional[Sequence[int]] = None,
+                 seed: Optional[int] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if alpha < 0:
@@ -197,6 +207,9 @@ class AFANeck(BaseModule):
         self.requires_tail = placement == 'before_last_stage'
         # set by LBLSHook through set_lbls_weight(); generation is pointless while L_all is off
         self._lbls_active = True
+        seed = torch.initial_seed() if seed is None else int(seed)
+        self.register_buffer('pair_seed', torch.tensor(seed & (2**63 - 1), dtype=torch.long))
+        self.register_buffer('pair_step', torch.zeros((), dtype=torch.long))
 
         self.input_size = None if input_size is None else tuple(int(s) for s in input_size)
         if qkv == 'linear':
@@ -297,12 +310,24 @@ class AFANeck(BaseModule):
     # -- Eq. 9-11 ----------------------------------------------------------------------------
     def generate_features(self, x_class: torch.Tensor, x_var: torch.Tensor,
                           labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Self-adapted feature generation (Eq. 9-11); returns ``(X_gen, Y_gen)``."""
+        """Self-adapted feature generation (Eq. 9-11); returns ``(X_gen, Y_gen)``.
+
+        The pairs come from :meth:`pair_generator` (keyed by seed, step and rank); each call
+        that generates advances ``pair_step``.
+        """
         if labels.numel() < 2 or self.gamma == 0:  # j != i impossible for a batch of one
             return x_class.new_zeros((0, ) + x_class.shape[1:]), labels.new_zeros(0)
         classes, counts, num_gen = generation_counts(labels, self.alpha, self.gamma)
-        idx_class, idx_var, gen_labels = sample_pairs(labels, classes, counts, num_gen)
+        generator = self.pair_generator(labels.device)
+        self.pair_step += 1
+        idx_class, idx_var, gen_labels = sample_pairs(labels, classes, counts, num_gen,
+                                                      generator)
         return x_class[idx_class] + x_var[idx_var], gen_labels
+
+    def pair_generator(self, device: torch.device) -> torch.Generator:
+        """The generator of the current batch's pairs: a pure function of ``(pair_seed,
+        pair_step, rank)``, so ranks draw independently and resume replays the draws."""
+        return rank_generator(int(self.pair_seed), int(self.pair_step), device)
 
     def forward(self,
                 inputs: Union[torch.Tensor, Tuple[torch.Tensor, ...]],

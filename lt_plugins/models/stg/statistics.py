@@ -164,13 +164,16 @@ class SampleStatSmoother(nn.Module):
 
     @torch.no_grad()
     def forward(self, idx: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
-                valid: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+                valid: torch.Tensor,
+                gather: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
         """Update the averages of the ``valid`` samples and return the smoothed targets.
 
         Args:
             idx (Tensor): ``(B,)`` dataset indices (``sample_idx``).
             mu, sigma (Tensor): ``(B, d)`` new estimates.
             valid (Tensor): ``(B,)`` bool, which estimates are usable.
+            gather (bool): all-gather the updates from every rank first. Pass False when
+                the inputs already are the global batch (identical on every rank).
 
         Returns:
             tuple: smoothed ``(mu, sigma)``, equal to the inputs where ``valid`` is False.
@@ -178,8 +181,9 @@ class SampleStatSmoother(nn.Module):
         if self.momentum == 0:
             return mu, sigma
         idx = idx.reshape(-1).long()
-        g_idx, g_mu, g_sigma, g_valid = gather_in_rank_order(idx, mu.float(), sigma.float(),
-                                                             valid)
+        g_idx, g_mu, g_sigma, g_valid = (idx, mu.float(), sigma.float(), valid)
+        if gather:
+            g_idx, g_mu, g_sigma, g_valid = gather_in_rank_order(g_idx, g_mu, g_sigma, g_valid)
         self._grow(int(g_idx.max()) + 1 if g_idx.numel() else 0)
         if self.mu.device != mu.device:
             self.to(mu.device)
