@@ -73,7 +73,7 @@ def test_metric_hand_computed():
         'open/open_top1': 300 / 7, 'open/open_many': 100 / 3, 'open/open_medium': 50.0,
         'open/open_few': 50.0,
         'open/f_measure': 0.75, 'open/precision': 0.75, 'open/recall': 0.75,
-        'open/threshold': 0.5}
+        'open/f_measure_detection': 2 * 0.6 * 0.5 / 1.1, 'open/threshold': 0.5}
     assert set(got) == set(expected)
     for key, value in expected.items():
         assert got[key] == pytest.approx(value), key
@@ -88,13 +88,24 @@ def test_confidence_field_and_threshold_file(tmp_path):
     record = json.loads((tmp_path / 't.json').read_text())
     assert record['threshold'] == got['open/selected_threshold']
     gt, pred, conf = (np.array(x) for x in zip(*ROWS))
-    t, f = select_open_threshold(gt, pred, 1 - conf)
+    t, f = select_open_threshold(gt, pred, 1 - conf, 'detection')   # the default selection
     assert record['threshold'] == pytest.approx(t) and got['open/f_measure_selected'] == f
     test_metric = OpenSetShotAccuracy(threshold_file=str(tmp_path / 't.json'),
                                       confidence_key='open_confidence', class_counts=COUNTS)
     got = evaluate(test_metric, make_samples(field=True))
     assert got['open/threshold'] == pytest.approx(t)
     assert got['open/f_measure'] == pytest.approx(open_set_f_measure(gt, pred, 1 - conf, t)[0])
+
+
+def test_oltr_f_is_degenerate_under_threshold_search():
+    """Why selection maximises the detection F: OLTR's F ignores rejected known samples, so
+    accepting only the most confident (correct) sample scores 1."""
+    gt, pred, conf = np.array([0, 1, -1, 0]), np.array([0, 0, 1, 0]), np.array([.9, .8, .7, .6])
+    assert select_open_threshold(gt, pred, conf, 'oltr') == (0.9, 1.0)
+    t, f = select_open_threshold(gt, pred, conf, 'detection')
+    # F = 2TP / (2TP + FP + FN): t=0.9: TP 1 FP 0 FN 2 -> 2/4; 0.8: 1, 1, 1 -> 2/4;
+    # 0.7: 1, 2, 1 -> 2/5; 0.6: TP 2 FP 2 (wrong known + unknown) FN 0 -> 4/6
+    assert t == 0.6 and f == pytest.approx(2 / 3)
 
 
 def test_errors():

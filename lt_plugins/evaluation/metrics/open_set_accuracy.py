@@ -125,7 +125,12 @@ class OpenSetShotAccuracy(ShotAccuracy):
     **Threshold.** Choose it on a validation split, never on test: with
     ``select_threshold=True`` (the val evaluator) the metric also reports
     ``selected_threshold`` = :func:`select_open_threshold` on the evaluated predictions and
-    ``f_measure_selected`` (optimistic: chosen and scored on the same split) and, with
+    ``f_measure_selected`` (optimistic: chosen and scored on the same split). The selection
+    maximises the F-measure of ``select_definition``, by default ``'detection'``: OLTR's F
+    cannot be maximised over thresholds, because rejected known samples cost it nothing --
+    a threshold that accepts only the most confident correct known sample gives ``FP = FN =
+    0`` and ``F = 1`` (OLTR itself used a fixed 0.1). ``f_measure_detection`` (or
+    ``f_measure_oltr``) reports the other definition next to ``f_measure``. With
     ``threshold_out``, writes ``{"threshold": t, ...}`` as JSON; the test evaluator reads it
     back with ``threshold_file`` (relative paths resolve as ``per_class_out``).
 
@@ -145,6 +150,8 @@ class OpenSetShotAccuracy(ShotAccuracy):
             Defaults to False.
         threshold_out (str, optional): write the selected threshold here. Defaults to None.
         definition (str): ``'oltr'`` or ``'detection'``. Defaults to ``'oltr'``.
+        select_definition (str): the F-measure ``select_threshold`` maximises. Defaults to
+            ``'detection'``.
         confidence_key (str, optional): data-sample field of the confidence. Defaults to None.
         many_thr, few_thr, class_counts, per_class_out, collect_device: as ShotAccuracy.
         prefix (str, optional): defaults to ``'open'``.
@@ -158,6 +165,7 @@ class OpenSetShotAccuracy(ShotAccuracy):
                  select_threshold: bool = False,
                  threshold_out: Optional[str] = None,
                  definition: str = 'oltr',
+                 select_definition: str = 'detection',
                  confidence_key: Optional[str] = None,
                  many_thr: int = 100,
                  few_thr: int = 20,
@@ -168,9 +176,12 @@ class OpenSetShotAccuracy(ShotAccuracy):
         super().__init__(topk=1, many_thr=many_thr, few_thr=few_thr,
                          class_counts=class_counts, per_class_out=per_class_out,
                          collect_device=collect_device, prefix=prefix)
-        if definition not in DEFINITIONS:
-            raise ValueError(f'OpenSetShotAccuracy: definition={definition!r}; use one of '
-                             f'{DEFINITIONS}.')
+        for name, value in (('definition', definition),
+                            ('select_definition', select_definition)):
+            if value not in DEFINITIONS:
+                raise ValueError(f'OpenSetShotAccuracy: {name}={value!r}; use one of '
+                                 f'{DEFINITIONS}.')
+        self.select_definition = select_definition
         if threshold is None and threshold_file is None and not select_threshold:
             raise ValueError(
                 'OpenSetShotAccuracy needs a rejection threshold: pass `threshold=` or '
@@ -265,15 +276,18 @@ class OpenSetShotAccuracy(ShotAccuracy):
             accepted = conf >= threshold
             shot_block((pred == gt) & accepted, 'open_')
             f, p, r = open_set_f_measure(gt, pred, conf, threshold, self.definition)
+            other = DEFINITIONS[1 - DEFINITIONS.index(self.definition)]
             metrics.update(f_measure=f, precision=p, recall=r, threshold=threshold)
+            metrics[f'f_measure_{other}'] = open_set_f_measure(gt, pred, conf, threshold,
+                                                               other)[0]
         if self.select_threshold:
-            t, f = select_open_threshold(gt, pred, conf, self.definition)
+            t, f = select_open_threshold(gt, pred, conf, self.select_definition)
             metrics.update(selected_threshold=t, f_measure_selected=f)
             if self.threshold_out:
                 path = self.resolve_out_path(self.threshold_out)
                 os.makedirs(osp.dirname(path) or '.', exist_ok=True)
                 with open(path, 'w') as fh:
-                    json.dump(dict(threshold=t, f_measure=f, definition=self.definition,
+                    json.dump(dict(threshold=t, f_measure=f, definition=self.select_definition,
                                    confidence_key=self.confidence_key,
                                    num_samples=int(gt.size),
                                    num_unknown=int((~known).sum())), fh)
