@@ -1,12 +1,13 @@
 from .afa_head import AFAClsHead
 from .decoupled_heads import LWSHead, TauNormHead
 from .iem_head import IEMHead
+from .iem_vector_head import IEMVectorHead
 from .mbj_cls_head import MBJClsHead
 from .mbj_metric_head import MBJMetricHead
 from .stg_cls_head import STGClsHead
 from .stg_generator_head import STGGeneratorHead
 
 __all__ = [
-    'AFAClsHead', 'IEMHead', 'LWSHead', 'MBJClsHead', 'MBJMetricHead', 'STGClsHead',
-    'STGGeneratorHead', 'TauNormHead'
+    'AFAClsHead', 'IEMHead', 'IEMVectorHead', 'LWSHead', 'MBJClsHead', 'MBJMetricHead',
+    'STGClsHead', 'STGGeneratorHead', 'TauNormHead'
 ]
