@@ -126,3 +126,31 @@ def test_iem_vector_errors():
     head = IEMVectorHead(C, D, global_capacity=8, num_neighbors=2)
     with pytest.raises(ValueError, match='in_channels=6'):
         head.loss((torch.randn(2, D + 1), ), _samples([[0], [1]]))
+
+
+# uneven positive pairs per rank: rank 0 holds 4 (sample, class) pairs, rank 1 holds 3
+DIST_LABELS = [[0], [1, 2], [2, 3], [3], [1], [0, 2]]
+
+
+def _dist_writes(rank, world_size):
+    torch.manual_seed(0)
+    head = IEMVectorHead(C, D, global_capacity=8, num_neighbors=2, warmup_iters=10)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(2):
+        x = torch.randn(6, D, generator=gen)
+        share = 6 // world_size
+        part = slice(rank * share, (rank + 1) * share)
+        head.loss((x[part], ), _samples(DIST_LABELS[part]))
+        head.flush_memories()
+    return {k: v.clone() for k, v in head.global_memory.state_dict().items()}
+
+
+@pytest.mark.slow
+def test_two_process_multilabel_writes_match_single_process():
+    from tests.dist_utils import run_distributed
+    results = run_distributed(_dist_writes)
+    single = _dist_writes(0, 1)
+    for key in single:
+        assert torch.equal(results[0][key], results[1][key]), key
+        assert torch.equal(results[0][key], single[key]), key
+    assert single['valid'].sum() == 2 * 9         # every positive pair of both steps
