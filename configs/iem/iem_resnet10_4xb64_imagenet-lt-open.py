@@ -1,5 +1,6 @@
 # ImageNet-LT-open (OLTR open-set protocol, Liu et al. 2019; IEM Table 4 open-set columns):
-# trains exactly as iem_resnet10_4xb64_imagenet-lt.py; the test set is the ImageNet-LT test list plus
+# trains exactly as iem_resnet10_4xb64_imagenet-lt.py;
+# the test set is the ImageNet-LT test list plus
 # ImageNet_LT_open.txt (images of ImageNet-2010 classes outside ImageNet-2012, label -1 "unknown").
 # Test a checkpoint of the closed-set run:  python tools/test.py THIS_CONFIG CHECKPOINT
 # Rejection: softmax maximum of the final scores below OLTR's fixed open_threshold 0.1 (OLTR
