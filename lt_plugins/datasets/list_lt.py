@@ -20,6 +20,13 @@ class _ListLTDataset(CustomDataset):
     ``LIST_FILES[split]`` under ``data_root`` unless ``ann_file`` is given. Labels outside
     ``[0, num_classes)`` and malformed lines are refused with the file and line number.
 
+    Open-set testing (OLTR's ImageNet-LT-open / Places-LT-open protocol: the test list plus
+    images of classes never seen in training): ``open_ann_file`` names a second list of such
+    images, appended after the main one, every image labelled ``-1`` ("unknown"); its lines
+    are ``<image path>`` or ``<image path> -1`` (OLTR's ``*_open.txt`` lists). Alternatively
+    ``allow_unknown=True`` accepts label ``-1`` in the main list (a ready-made combined list).
+    ``class_counts`` counts known labels only. Evaluate with ``OpenSetShotAccuracy``.
+
     Args:
         data_root (str): folder holding the list files (and, by default, the images).
         split (str): one of ``SPLITS``. Defaults to ``'train'``.
@@ -30,6 +37,9 @@ class _ListLTDataset(CustomDataset):
             Defaults to ``''`` (the ``data_root``).
         classes (Sequence[str], optional): class names; defaults to the ImageNet synsets
             for ImageNet-LT and to ``'0', '1', ...`` otherwise.
+        open_ann_file (str, optional): list of unknown-class images (label -1), relative to
+            ``data_root`` unless absolute. Defaults to None.
+        allow_unknown (bool): accept label -1 in the main list. Defaults to False.
         **kwargs: other arguments of MMPretrain's ``CustomDataset`` / ``BaseDataset``
             (``pipeline``, ``test_mode`` — default ``split != 'train'``, ``indices``, ...).
     """
@@ -48,6 +58,8 @@ class _ListLTDataset(CustomDataset):
                  num_classes: Optional[int] = None,
                  data_prefix: Union[str, dict] = '',
                  classes: Optional[Sequence[str]] = None,
+                 open_ann_file: Optional[str] = None,
+                 allow_unknown: bool = False,
                  **kwargs) -> None:
         if split not in self.LIST_FILES:
             raise ValueError(f'{type(self).__name__}: `split` must be one of '
@@ -57,6 +69,10 @@ class _ListLTDataset(CustomDataset):
         if self.num_classes <= 0:
             raise ValueError(f'{type(self).__name__}: `num_classes` must be positive.')
         self._standard_list = ann_file is None
+        self.allow_unknown = bool(allow_unknown)
+        self.open_ann_file = open_ann_file
+        if open_ann_file is not None and not osp.isabs(open_ann_file) and data_root:
+            self.open_ann_file = osp.join(data_root, open_ann_file)
         if ann_file is None:
             ann_file = self.LIST_FILES[split]
         if classes is None and 'classes' not in (kwargs.get('metainfo') or {}):
@@ -73,7 +89,7 @@ class _ListLTDataset(CustomDataset):
                              f'num_classes={self.num_classes}.')
 
     def load_data_list(self) -> List[dict]:
-        """Parse the list file, refusing malformed lines and out-of-range labels."""
+        """Parse the list file(s), refusing malformed lines and out-of-range labels."""
         path = self.ann_file
         if not exists(path):
             raise FileNotFoundError(
@@ -82,6 +98,24 @@ class _ListLTDataset(CustomDataset):
                 f'{osp.basename(self.LIST_FILES[self.split])!r} under data_root '
                 f'({self.data_root!r}); set `data_root` to the folder that holds it or '
                 '`ann_file` to its path.')
+        data_list, labels = self._parse_list(path, unknown_ok=self.allow_unknown)
+        expected = self.SPLIT_SIZES.get(self.split)
+        if self._standard_list and expected and len(data_list) != expected:
+            MMLogger.get_current_instance().warning(
+                f'{type(self).__name__}: {path} lists {len(data_list)} images; the standard '
+                f'{self.NAME} {self.split} list has {expected}.')
+        if self.open_ann_file is not None:
+            if not exists(self.open_ann_file):
+                raise FileNotFoundError(f'{type(self).__name__}: open_ann_file='
+                                        f'{self.open_ann_file!r} not found.')
+            open_list, open_labels = self._parse_list(self.open_ann_file, open_list=True)
+            data_list += open_list
+            labels += open_labels
+        self._loaded_labels = np.asarray(labels, dtype=np.int64)
+        return data_list
+
+    def _parse_list(self, path: str, unknown_ok: bool = False, open_list: bool = False):
+        """``(data_list, labels)`` of one list file; ``open_list``: every label is -1."""
         backend = get_file_backend(self.img_prefix, enable_singleton=True)
         data_list, labels = [], []
         for lineno, line in enumerate(list_from_file(path), 1):
@@ -89,28 +123,34 @@ class _ListLTDataset(CustomDataset):
             if not line:
                 continue
             parts = line.rsplit(maxsplit=1)
-            try:
-                label = int(parts[1]) if len(parts) == 2 else None
-            except ValueError:
-                label = None
-            if label is None:
-                raise ValueError(f'{path}:{lineno}: expected "<image path> <integer '
-                                 f'label>", got {line!r}.')
-            if not 0 <= label < self.num_classes:
-                raise ValueError(
-                    f'{path}:{lineno}: label {label} is outside [0, num_classes='
-                    f'{self.num_classes}) of {type(self).__name__}; fix the list or set '
-                    '`num_classes`.')
-            data_list.append(dict(img_path=backend.join_path(self.img_prefix, parts[0]),
+            if open_list:
+                if len(parts) == 2 and parts[1].lstrip('-').isdigit():
+                    if int(parts[1]) != -1:
+                        raise ValueError(f'{path}:{lineno}: an open_ann_file lists unknown-'
+                                         f'class images (label -1 or none), got {line!r}.')
+                    name = parts[0]
+                else:
+                    name = line
+                label = -1
+            else:
+                try:
+                    label = int(parts[1]) if len(parts) == 2 else None
+                except ValueError:
+                    label = None
+                if label is None:
+                    raise ValueError(f'{path}:{lineno}: expected "<image path> <integer '
+                                     f'label>", got {line!r}.')
+                if not (0 <= label < self.num_classes or (unknown_ok and label == -1)):
+                    raise ValueError(
+                        f'{path}:{lineno}: label {label} is outside [0, num_classes='
+                        f'{self.num_classes}) of {type(self).__name__}; fix the list or set '
+                        '`num_classes` (label -1 marks an unknown-class image only with '
+                        '`allow_unknown=True` or in `open_ann_file`).')
+                name = parts[0]
+            data_list.append(dict(img_path=backend.join_path(self.img_prefix, name),
                                   gt_label=label))
             labels.append(label)
-        expected = self.SPLIT_SIZES.get(self.split)
-        if self._standard_list and expected and len(data_list) != expected:
-            MMLogger.get_current_instance().warning(
-                f'{type(self).__name__}: {path} lists {len(data_list)} images; the standard '
-                f'{self.NAME} {self.split} list has {expected}.')
-        self._loaded_labels = np.asarray(labels, dtype=np.int64)
-        return data_list
+        return data_list, labels
 
     def full_init(self) -> None:
         if self._fully_initialized:
@@ -135,8 +175,10 @@ class _ListLTDataset(CustomDataset):
 
     @property
     def class_counts(self) -> np.ndarray:
-        """Per-class number of images of this split (int64, length ``num_classes``)."""
-        return np.bincount(self.get_gt_labels(), minlength=self.num_classes).astype(np.int64)
+        """Per-class number of images of this split (int64, length ``num_classes``);
+        unknown-class images (label -1) are not counted."""
+        labels = self.get_gt_labels()
+        return np.bincount(labels[labels >= 0], minlength=self.num_classes).astype(np.int64)
 
 
 @DATASETS.register_module()

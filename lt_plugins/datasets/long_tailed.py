@@ -13,11 +13,23 @@ the training split. A class the profile keeps (almost) whole -- the largest clas
 validation images are the last ones of its kept list, i.e. they are also training images.
 That overlap is reported in a warning; ``holdout_val=True`` removes them from the training
 split instead (the counts of those classes then fall below the standard protocol).
+
+Open split (OLTR-style open-set protocol, ``known_classes=``): only the *known* classes are
+trained on. ``known_classes=K`` keeps the first ``K`` classes in label order (with
+``known_seed=s``: the ``K`` classes ``np.random.RandomState(s).permutation(C)[:K]``, sorted);
+a list names them. Known classes are relabelled ``0..K-1`` in increasing original label and
+the dataset's ``classes`` become their names. The profile is applied to the ``K`` known
+classes as a ``K``-class problem (same ``n_max`` and ``imb_factor``, ``n_i = int(n_max *
+IR ** (-i / (K - 1)))`` for the ``i``-th known class), drawn as above. The validation split
+holds ``val_per_class`` discarded images of every known class and, drawn with
+``RandomState(seed + 1)`` from each left-out class's images in label order, ``val_per_class``
+images of every left-out class labelled ``-1`` ("unknown"), so an open-set threshold can be
+chosen on it. The test split is the full official test set, left-out classes labelled -1.
 """
 import json
 import os.path as osp
 import warnings
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 from mmpretrain.datasets import BaseDataset
@@ -102,6 +114,11 @@ class LongTailedDataset(BaseDataset):
             kept too few discarded images (changes the standard counts).
         split_file: JSON written by :meth:`export_split`; when given, the split is read
             from it instead of drawn.
+        known_classes: open split: ``None`` (closed set, default), the number ``K`` of known
+            classes, or their original label indices. Left-out classes are labelled -1 in
+            the val / test splits (see the module docstring).
+        known_seed: with ``known_classes=K``, draw the known classes with this seed instead
+            of taking the first ``K``. Defaults to None.
         **kwargs: passed to MMPretrain's ``BaseDataset`` (``pipeline``, ``test_mode`` ...).
     """
 
@@ -112,7 +129,9 @@ class LongTailedDataset(BaseDataset):
     def __init__(self, data_root: str = '', split: str = 'train', imb_type: str = 'exp',
                  imb_factor: float = 100, n_max: Optional[int] = None, seed: int = 0,
                  val_per_class: Optional[int] = None, holdout_val: bool = False,
-                 split_file: Optional[str] = None, **kwargs) -> None:
+                 split_file: Optional[str] = None,
+                 known_classes: Optional[Union[int, Sequence[int]]] = None,
+                 known_seed: Optional[int] = None, **kwargs) -> None:
         if split not in SPLITS:
             raise ValueError(f'split={split!r}: use one of {SPLITS}.')
         self.split = split
@@ -125,8 +144,19 @@ class LongTailedDataset(BaseDataset):
         self.holdout_val = holdout_val
         self.split_file = split_file
         self.split_indices: Dict[str, np.ndarray] = {}
+        all_classes = tuple(self.METAINFO['classes'])
+        self.known_classes = resolve_known_classes(known_classes, len(all_classes),
+                                                   known_seed, type(self).__name__)
+        self.known_seed = known_seed
+        if self.known_classes is not None:
+            if split_file is not None:
+                raise ValueError(f'{type(self).__name__}: split_file and known_classes cannot '
+                                 'be combined (split files record closed-set splits only).')
+            meta = dict(kwargs.pop('metainfo', None) or {})
+            meta['classes'] = tuple(all_classes[c] for c in self.known_classes)
+            kwargs['metainfo'] = meta
         # validate the profile before any file is read
-        self.profile_counts = long_tailed_counts(self.n_max, len(self.METAINFO['classes']),
+        self.profile_counts = long_tailed_counts(self.n_max, self.num_classes,
                                                  imb_factor, imb_type)
         kwargs.setdefault('test_mode', split == 'test')
         super().__init__(ann_file='', data_root=data_root, **kwargs)
@@ -143,6 +173,9 @@ class LongTailedDataset(BaseDataset):
     # -- split logic ------------------------------------------------------------
     @property
     def num_classes(self) -> int:
+        """Classes the model sees: the known classes of an open split, else all."""
+        if getattr(self, 'known_classes', None) is not None:
+            return len(self.known_classes)
         return len(self.METAINFO['classes'])
 
     def _draw(self, labels: np.ndarray, keys) -> Dict[str, np.ndarray]:
@@ -162,7 +195,10 @@ class LongTailedDataset(BaseDataset):
         source_split = 'test' if self.split == 'test' else 'train'
         images, labels, keys = self._load_source(source_split)
         labels = np.asarray(labels, dtype=np.int64)
-        labels_to_counts(labels, self.num_classes, f'{type(self).__name__} ({source_split})')
+        labels_to_counts(labels, len(self.METAINFO['classes']),
+                         f'{type(self).__name__} ({source_split})')
+        if self.known_classes is not None:
+            return self._load_open(images, labels, keys)
         if self.split == 'test':
             indices = np.arange(len(labels))
         else:
@@ -171,10 +207,40 @@ class LongTailedDataset(BaseDataset):
         self._keys = keys
         return [dict(img=images[i], gt_label=int(labels[i])) for i in indices]
 
+    def _load_open(self, images: np.ndarray, labels: np.ndarray, keys) -> List[dict]:
+        """The open split: known classes relabelled 0..K-1, left-out classes -1."""
+        remap = np.full(len(self.METAINFO['classes']), -1, dtype=np.int64)
+        remap[self.known_classes] = np.arange(len(self.known_classes))
+        mapped = remap[labels]
+        if self.split == 'test':
+            indices = np.arange(len(labels))
+        else:
+            drawn = draw_long_tailed_split(mapped, self.profile_counts, self.seed,
+                                           self.val_per_class, self.holdout_val)
+            if self.split == 'val' and len(drawn['val_overlap']):
+                warnings.warn(f'{type(self).__name__}: {len(drawn["val_overlap"])} validation '
+                              'images of known classes are also training images. Pass '
+                              'holdout_val=True to remove them from training.')
+            rng = np.random.RandomState(self.seed + 1)
+            unknown_val = []
+            for cls in np.where(remap < 0)[0]:
+                idx = np.where(labels == cls)[0]
+                rng.shuffle(idx)
+                unknown_val.append(idx[:self.val_per_class])
+            drawn['val'] = np.concatenate([drawn['val']] + unknown_val).astype(np.int64)
+            self.split_indices = drawn
+            indices = drawn[self.split]
+        self._keys = keys
+        return [dict(img=images[i], gt_label=int(mapped[i])) for i in indices]
+
     @property
     def class_counts(self) -> np.ndarray:
-        """Per-class number of images in this split (``N_c`` for the training split)."""
-        return labels_to_counts(self.get_gt_labels(), self.num_classes, type(self).__name__)
+        """Per-class number of images in this split (``N_c`` for the training split);
+        unknown (-1) samples of an open split are not counted."""
+        labels = np.asarray(self.get_gt_labels(), dtype=np.int64)
+        if self.known_classes is not None:
+            labels = labels[labels >= 0]
+        return labels_to_counts(labels, self.num_classes, type(self).__name__)
 
     def _source_identity(self) -> dict:
         """Arguments that decide which images form the source pool a split file indexes."""
@@ -182,6 +248,9 @@ class LongTailedDataset(BaseDataset):
 
     def export_split(self, path: str) -> None:
         """Write the drawn train / val split to JSON (file names or source indices)."""
+        if self.known_classes is not None:
+            raise RuntimeError('export_split() records closed-set splits only; an open split '
+                               'is rebuilt from known_classes / known_seed / seed.')
         if not self.split_indices:
             raise RuntimeError('export_split() needs a train or val split (the test split is '
                                'the fixed official set).')
@@ -233,6 +302,37 @@ class LongTailedDataset(BaseDataset):
 
         return dict(train=resolve(record['train']), val=resolve(record['val']),
                     val_overlap=np.zeros(0, np.int64))
+
+
+def resolve_known_classes(known_classes: Optional[Union[int, Sequence[int]]],
+                          num_classes: int, known_seed: Optional[int] = None,
+                          source: str = 'dataset') -> Optional[np.ndarray]:
+    """Sorted original indices of the known classes of an open split (None: closed set).
+
+    ``known_classes=K``: the first ``K`` classes, or with ``known_seed`` the first ``K`` of
+    ``np.random.RandomState(known_seed).permutation(num_classes)``; a sequence lists them.
+    """
+    if known_classes is None:
+        if known_seed is not None:
+            raise ValueError(f'{source}: known_seed={known_seed} needs known_classes=K.')
+        return None
+    if isinstance(known_classes, (int, np.integer)):
+        k = int(known_classes)
+        if not 2 <= k < num_classes:
+            raise ValueError(f'{source}: known_classes={k} must be in [2, {num_classes}) '
+                             '(at least one class must be left out as unknown).')
+        if known_seed is None:
+            return np.arange(k, dtype=np.int64)
+        perm = np.random.RandomState(known_seed).permutation(num_classes)
+        return np.sort(perm[:k]).astype(np.int64)
+    if known_seed is not None:
+        raise ValueError(f'{source}: known_seed only applies to known_classes=K, not a list.')
+    known = np.asarray(list(known_classes), dtype=np.int64).reshape(-1)
+    if (known.size < 2 or len(set(known.tolist())) != known.size or known.min() < 0
+            or known.max() >= num_classes or known.size >= num_classes):
+        raise ValueError(f'{source}: known_classes={known.tolist()} must be >= 2 distinct '
+                         f'labels in [0, {num_classes}) leaving at least one class out.')
+    return np.sort(known)
 
 
 def require_files(data_root: str, names: Sequence[str], dataset: str, hint: str) -> None:

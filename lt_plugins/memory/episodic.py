@@ -329,6 +329,39 @@ class EpisodicMemory(nn.Module):
         return out.squeeze(1) if squeeze else out
 
     @torch.no_grad()
+    def nearest_similarity(self, queries: torch.Tensor) -> torch.Tensor:
+        """Mean similarity ``s = 1 / (||q - k||^2 + delta)`` (Eq. 2) of the ``n`` nearest
+        valid keys of *any* class: how close a query lies to what the memory has stored
+        (an open-set confidence); changes no state.
+
+        Args:
+            queries (Tensor): ``(B, D)``.
+
+        Returns:
+            Tensor: ``(B,)`` float32; fewer than ``n`` valid keys: the mean over those;
+            an empty memory gives 0.
+        """
+        queries, _ = self._check_queries(queries, 'nearest_similarity')
+        flat = queries[:, 0]
+        num_slots = self.num_classes * self.capacity
+        keys = self.keys.detach().reshape(num_slots, self.dim)
+        kk = keys.pow(2).sum(-1).masked_fill(~self.valid.reshape(-1), _INF)
+        n = min(self.num_neighbors, num_slots)
+        chunk = max(1, self.max_read_elements // num_slots)
+        outs = []
+        with torch.autocast(device_type=flat.device.type, enabled=False):
+            for start in range(0, flat.size(0), chunk):
+                q = flat[start:start + chunk]
+                dists = torch.addmm(q.pow(2).sum(-1, keepdim=True) + kk, q, keys.t(),
+                                    alpha=-2)
+                top = dists.topk(n, dim=-1, largest=False).values
+                finite = torch.isfinite(top)
+                sim = (top.masked_fill(~finite, 0).clamp_min(0) + self.delta).reciprocal()
+                sim = sim * finite
+                outs.append(sim.sum(-1) / finite.sum(-1).clamp_min(1))
+        return torch.cat(outs) if outs else flat.new_zeros(0)
+
+    @torch.no_grad()
     def _mark_read(self, classes: torch.Tensor, idx: torch.Tensor,
                    selected: torch.Tensor) -> None:
         if self._read_mask is None or self._read_mask.device != self.valid.device:

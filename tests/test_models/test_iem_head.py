@@ -270,3 +270,37 @@ def test_end_to_end_image_classifier_train_and_predict():
     model.eval()
     preds = model.val_step(data)
     assert len(preds) == 4 and preds[0].pred_score.shape == (10, )
+
+
+def _open_head(kind):
+    head = IEMHead(2, 2, use_local_memory=False, global_capacity=2, num_neighbors=2,
+                   delta=1.0, open_confidence=kind).eval()
+    mem = head.global_memory
+    with torch.no_grad():
+        mem.keys.copy_(torch.tensor([[[0., 0.], [1., 0.]], [[0., 3.], [50., 50.]]]))
+        mem.values.fill_(0.5)
+    mem.valid.copy_(torch.tensor([[True, True], [True, False]]))
+    return head
+
+
+def test_open_confidence_hand_computed():
+    """Memory confidences on a hand-built memory (delta 1, n 2): query (0, 0) lies at squared
+    distances 0, 1 (class 0) and 9 (class 1); query (0, 10) at 100, 101 and 49."""
+    feats = torch.tensor([[0., 0.], [0., 10.]])
+    mass = torch.stack([p.open_confidence for p in _open_head('memory_mass').predict(feats)])
+    # mean of 1 / (d + 1) over the 2 nearest keys of any class
+    torch.testing.assert_close(mass, torch.tensor([(1 + 1 / 2) / 2, (1 / 50 + 1 / 101) / 2]))
+    knn = torch.stack([p.open_confidence for p in _open_head('memory_knn').predict(feats)])
+    # top class's share of the similarity mass of every class's 2 nearest keys
+    torch.testing.assert_close(knn, torch.tensor([1.5 / 1.6, (1 / 50) / (1 / 50 + 1 / 101
+                                                                      + 1 / 102)]))
+    head = _open_head('score')
+    preds = head.predict(feats)
+    torch.testing.assert_close(torch.stack([p.open_confidence for p in preds]),
+                               torch.stack([p.pred_score.max() for p in preds]))
+    assert 'open_confidence' not in _open_head(None).predict(feats)[0]
+    with pytest.raises(ValueError, match='open_confidence'):
+        IEMHead(2, 2, open_confidence='entropy')
+    with pytest.raises(ValueError, match='use_global_memory'):
+        IEMHead(2, 2, use_global_memory=False, use_local_memory=False,
+                open_confidence='memory_mass')

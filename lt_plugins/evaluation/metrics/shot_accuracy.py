@@ -187,9 +187,10 @@ class ShotAccuracy(BaseMetric):
                 'the metric in `val_evaluator` / `test_evaluator`.')
         return self.class_counts
 
-    def resolve_out_path(self) -> str:
-        """Where ``per_class_out`` is written (see the class docstring)."""
-        path = osp.expanduser(self.per_class_out)
+    def resolve_out_path(self, path: Optional[str] = None) -> str:
+        """Where ``per_class_out`` (or another relative ``path``) is written (see the class
+        docstring)."""
+        path = osp.expanduser(self.per_class_out if path is None else path)
         if osp.isabs(path):
             return path
         base = self.work_dir

@@ -1,6 +1,7 @@
 from .afa_head import AFAClsHead
 from .decoupled_heads import LWSHead, TauNormHead
 from .iem_head import IEMHead
+from .iem_vector_head import IEMVectorHead
 from .mbj_cls_head import MBJClsHead
 from .mbj_metric_head import MBJMetricHead
 from .normed_linear_head import NormedLinearClsHead
@@ -9,6 +10,6 @@ from .stg_cls_head import STGClsHead
 from .stg_generator_head import STGGeneratorHead
 
 __all__ = [
-    'AFAClsHead', 'IEMHead', 'LWSHead', 'MBJClsHead', 'MBJMetricHead', 'NormedLinearClsHead', 'RIDEHead', 'STGClsHead',
-    'STGGeneratorHead', 'TauNormHead'
+    'AFAClsHead', 'IEMHead', 'IEMVectorHead', 'LWSHead', 'MBJClsHead', 'MBJMetricHead',
+    'NormedLinearClsHead', 'RIDEHead', 'STGClsHead', 'STGGeneratorHead', 'TauNormHead'
 ]

@@ -13,6 +13,7 @@ from lt_plugins.memory.episodic import READINGS, EpisodicMemory
 WARMUP_VALUES = ('prob', 'logit')
 REGION_REDUCES = ('mean', 'max')
 INFERENCE_PARTS = ('classifier', 'global_memory', 'local_memory')
+OPEN_CONFIDENCES = ('score', 'memory_knn', 'memory_mass')
 
 
 @MODELS.register_module()
@@ -94,6 +95,15 @@ class IEMHead(ClsHead):
             ('all' with every value taken as 1: a soft kNN over the stored keys); see
             ``EpisodicMemory.read_all``. Training reads are always Eq. 1. Defaults to 'class'.
         max_read_elements (int): chunk size (distances) of inference reads. Defaults to 2**22.
+        open_confidence (str, optional): also write an open-set confidence to each predicted
+            data sample's ``open_confidence`` field (read by ``OpenSetShotAccuracy(
+            confidence_key='open_confidence')``): 'score' (the maximum of the final scores,
+            what ``confidence_key=None`` uses anyway), 'memory_knn' (the maximum over classes
+            of the global memory read as a soft kNN over its keys, ``read_all(reading=
+            'keys')``: the share of the nearest slots' similarity mass held by the top class)
+            or 'memory_mass' (``EpisodicMemory.nearest_similarity``: the mean Eq. 2
+            similarity of the ``n`` nearest stored global keys of any class -- low for a
+            query far from everything stored). None writes nothing. Defaults to None.
         loss (dict): classification loss. Defaults to CrossEntropyLoss.
         init_cfg (dict, optional): Defaults to ``Normal(std=0.01)`` on the classifier.
     """
@@ -122,6 +132,7 @@ class IEMHead(ClsHead):
                  normalize_memory_scores: bool = False,
                  inference_read: str = 'class',
                  max_read_elements: int = 2**22,
+                 open_confidence: Optional[str] = None,
                  loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
                  init_cfg: Optional[dict] = dict(type='Normal', layer='Linear', std=0.01),
                  **kwargs) -> None:
@@ -136,6 +147,13 @@ class IEMHead(ClsHead):
         if inference_read not in READINGS:
             raise ValueError(f'IEMHead: inference_read={inference_read!r}; use one of '
                              f'{READINGS}.')
+        if open_confidence is not None and open_confidence not in OPEN_CONFIDENCES:
+            raise ValueError(f'IEMHead: open_confidence={open_confidence!r}; use one of '
+                             f'{OPEN_CONFIDENCES} or None.')
+        if open_confidence in ('memory_knn', 'memory_mass') and not use_global_memory:
+            raise ValueError(f'IEMHead: open_confidence={open_confidence!r} reads the global '
+                             'memory; set use_global_memory=True or open_confidence=\'score\'.')
+        self.open_confidence = open_confidence
         unknown = set(inference_weights or {}) - set(INFERENCE_PARTS)
         if unknown:
             raise ValueError(f'IEMHead: unknown inference_weights keys {sorted(unknown)}; '
@@ -305,13 +323,29 @@ class IEMHead(ClsHead):
         """Predictions from :meth:`memory_scores`; no memory state changes."""
         scores = self.memory_scores(feats)
         labels = scores.argmax(dim=1, keepdim=True)
+        confidence = self.open_set_confidence(feats, scores)
         if data_samples is None:
             data_samples = [None] * scores.size(0)
         out = []
-        for data_sample, score, label in zip(data_samples, scores, labels):
+        for i, (data_sample, score, label) in enumerate(zip(data_samples, scores, labels)):
             data_sample = DataSample() if data_sample is None else data_sample
-            out.append(data_sample.set_pred_score(score).set_pred_label(label))
+            data_sample.set_pred_score(score).set_pred_label(label)
+            if confidence is not None:
+                data_sample.set_field(confidence[i], 'open_confidence')
+            out.append(data_sample)
         return out
+
+    @torch.no_grad()
+    def open_set_confidence(self, feats, scores: torch.Tensor) -> Optional[torch.Tensor]:
+        """``(B,)`` open-set confidence chosen by ``open_confidence`` (None: not asked for)."""
+        if self.open_confidence is None:
+            return None
+        if self.open_confidence == 'score':
+            return scores.max(1).values
+        gap = self._unpack(feats)[0]
+        if self.open_confidence == 'memory_knn':
+            return self.global_memory.read_all(gap, 'keys').max(1).values
+        return self.global_memory.nearest_similarity(gap)
 
 
 __all__ = ['IEMHead']
