@@ -6,6 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
+from .count_buffers import size_empty_buffers_from
+
 
 def _checked_counts(counts, who: str) -> torch.Tensor:
     counts = torch.as_tensor(counts, dtype=torch.long).reshape(-1)
@@ -113,11 +115,7 @@ class LDAMLoss(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # the buffers are sized by the counts: take the checkpoint's size while still empty
-        for name in ('class_counts', 'margins', 'drw_weights'):
-            stored = state_dict.get(prefix + name)
-            own = getattr(self, name)
-            if stored is not None and own.numel() == 0 and stored.shape != own.shape:
-                setattr(self, name, own.new_zeros(stored.shape))
+        size_empty_buffers_from(self, state_dict, prefix, ('class_counts', 'margins', 'drw_weights'))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def set_class_counts(self, counts) -> None:

@@ -6,6 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
+from .count_buffers import size_empty_buffers_from
+
 
 def ride_temperature_weights(class_counts: torch.Tensor, reweight_factor: float) -> torch.Tensor:
     """RIDE's per-class temperature factors ``w_c = C p_c f + 1 - f``, divided by their max.
@@ -84,11 +86,7 @@ class RIDEDiversityLoss(nn.Module):
         self.class_counts = counts.to(device)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in ('class_counts', 'temperature_weights'):
-            stored = state_dict.get(prefix + name)
-            own = getattr(self, name)
-            if stored is not None and own.numel() == 0 and stored.shape != own.shape:
-                setattr(self, name, own.new_zeros(stored.shape))
+        size_empty_buffers_from(self, state_dict, prefix, ('class_counts', 'temperature_weights'))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def set_class_counts(self, counts) -> None:
