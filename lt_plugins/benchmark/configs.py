@@ -87,7 +87,8 @@ def build_stage_config(stage: Stage, spec: DatasetSpec, schedule: str, seed: int
         load_from: the parent's checkpoint.
         quick_indices: per loader, the images of the quick mode (1 epoch).
         device: ``'cpu'`` or ``'cuda'``.
-        amp: mixed precision (``AmpOptimWrapper``; bfloat16 on CPU, float16 on CUDA).
+        amp: mixed precision (``AmpOptimWrapper``, float16, on CUDA;
+            ``AutocastOptimWrapper``, bfloat16, on CPU).
         feature_cache: views of a FeatureCacheHook on a cacheable stage (0: none).
     """
     from mmengine.config import Config
@@ -130,12 +131,12 @@ def build_stage_config(stage: Stage, spec: DatasetSpec, schedule: str, seed: int
         'load_from': load_from,
         'resume': False,
     })
-    if amp:
+    if amp:   # memory banks are float32 buffers / parameters: autocast leaves them so
         wrapper = dict(cfg.optim_wrapper)
-        wrapper['type'] = 'AmpOptimWrapper'
-        wrapper['dtype'] = 'float16' if device == 'cuda' else 'bfloat16'
         if device == 'cuda':
-            wrapper['loss_scale'] = 'dynamic'
+            wrapper.update(type='AmpOptimWrapper', dtype='float16', loss_scale='dynamic')
+        else:     # mmengine's AmpOptimWrapper refuses the CPU
+            wrapper.update(type='AutocastOptimWrapper', dtype='bfloat16', device_type='cpu')
         cfg['optim_wrapper'] = wrapper
     return cfg
 

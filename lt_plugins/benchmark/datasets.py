@@ -48,6 +48,8 @@ class DatasetSpec:
             if key in ('data_root', 'verify_md5'):
                 continue
             val = self.kwargs[key]
+            if isinstance(val, float) and val.is_integer():
+                val = int(val)
             parts.append(f'{key}{val}'.replace('/', '_').replace(' ', ''))
         return '-'.join(parts)
 

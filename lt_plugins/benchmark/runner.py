@@ -6,7 +6,9 @@ many OpenMP threads as cores; a stage waits for its parent's checkpoint. A stage
 JSON exists is not run again unless ``force``. The layout under ``work_dir``::
 
     <dataset tag>/<schedule>[-quick]/s<seed>/<stage chain, e.g. ce/crt>/
-        config.py  task.json  result.json  worker.log  epoch_N.pth  per_class/
+        config.py  task.json  result.json (error.txt)  epoch_N.pth  per_class/  <timestamp>/ (logs)
+
+A slot worker (one per job, imported once) logs to ``worker-cores<ids>.log`` in the run root.
 """
 import json
 import os
@@ -124,6 +126,7 @@ class BenchmarkRunner:
         self.root = run_root(work_dir, spec, schedule, quick)
         self.log = log
         self._indices = None
+        self._slots: Dict[tuple, subprocess.Popen] = {}
 
     @staticmethod
     def _complete(task: Task) -> bool:
@@ -157,22 +160,51 @@ class BenchmarkRunner:
                            result=osp.abspath(task.result_path)), f, indent=1)
         return path
 
-    def _launch(self, task: Task, cores: Sequence[int]) -> None:
-        path = self._write_task(task)
+    def _slot_process(self, cores: Sequence[int]) -> subprocess.Popen:
+        """The long-lived worker of a slot (imports once), pinned to ``cores``."""
+        key = tuple(cores)
+        proc = self._slots.get(key)
+        if proc is not None and proc.poll() is None:
+            return proc
         env = dict(os.environ, OMP_NUM_THREADS=str(len(cores)), MKL_NUM_THREADS=str(len(cores)))
         env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
         if self.device == 'cpu':
             env['CUDA_VISIBLE_DEVICES'] = ''
-        for name in ('progress.json', 'result.json'):
+        os.makedirs(self.root, exist_ok=True)
+        logf = open(osp.join(self.root, f'worker-cores{"-".join(map(str, cores))}.log'), 'a')
+        proc = subprocess.Popen(
+            [sys.executable, '-m', 'lt_plugins.benchmark.worker', '--serve'], cwd=REPO,
+            env=env, stdin=subprocess.PIPE, stdout=logf, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=lambda: os.sched_setaffinity(0, set(cores)))
+        self._slots[key] = proc
+        return proc
+
+    def _launch(self, task: Task, cores: Sequence[int]) -> None:
+        path = self._write_task(task)
+        for name in ('progress.json', 'result.json', 'error.txt'):
             if osp.exists(osp.join(task.dir, name)):
                 os.remove(osp.join(task.dir, name))
-        logf = open(osp.join(task.dir, 'worker.log'), 'w')
-        task.proc = subprocess.Popen(
-            [sys.executable, '-m', 'lt_plugins.benchmark.worker', path], cwd=REPO, env=env,
-            stdout=logf, stderr=subprocess.STDOUT,
-            preexec_fn=lambda: os.sched_setaffinity(0, set(cores)))
+        task.proc = self._slot_process(cores)
+        task.proc.stdin.write(osp.abspath(path) + '\n')
+        task.proc.stdin.flush()
         task.cores, task.started = cores, time.time()
         self.log(f'[start] {task.label} on cores {list(cores)} (arms: {", ".join(task.arms)})')
+
+    def _poll(self, task: Task) -> Optional[bool]:
+        """True: finished, False: failed, None: still running."""
+        if osp.isfile(task.result_path):
+            return True
+        if osp.isfile(osp.join(task.dir, 'error.txt')) or task.proc.poll() is not None:
+            return False
+        return None
+
+    def close(self) -> None:
+        """End the slot workers (their stdin closes; each exits after its task)."""
+        for proc in self._slots.values():
+            if proc.poll() is None:
+                proc.stdin.close()
+                proc.wait()
+        self._slots.clear()
 
     def run(self, tasks: List[Task]) -> Dict[str, float]:
         """Run every task not done yet; returns wall time and counts."""
@@ -191,21 +223,21 @@ class BenchmarkRunner:
         total, finished = len(todo), 0
         while todo or running:
             for task in list(running):
-                code = task.proc.poll()
-                if code is None:
+                state = self._poll(task)
+                if state is None:
                     self._print_progress(task, finished, total, t0)
                     continue
                 running.remove(task)
                 free.append(list(task.cores))
                 finished += 1
-                if code == 0 and osp.isfile(task.result_path):
+                if state:
                     done_keys.add(id(task))
                     self.log(f'[done {finished}/{total}] {task.label} in '
                              f'{time.time() - task.started:.0f} s')
                 else:
                     task.failed = True
-                    self.log(f'[FAILED {finished}/{total}] {task.label} (exit {code}); see '
-                             f'{osp.join(task.dir, "worker.log")}')
+                    self.log(f'[FAILED {finished}/{total}] {task.label}; see '
+                             f'{osp.join(task.dir, "error.txt")}')
             for task in list(todo):   # children of a failed stage cannot run
                 if task.parent is not None and task.parent.failed:
                     task.failed = True
@@ -220,6 +252,7 @@ class BenchmarkRunner:
                     running.append(task)
                     self._launch(task, free.pop(0))
             time.sleep(0.5)
+        self.close()
         return dict(wall_s=time.time() - t0, ran=total,
                     failed=sum(t.failed for t in tasks))
 

@@ -1,6 +1,7 @@
 """One benchmark stage in its own process: train, then evaluate every reading on val and test.
 
     python -m lt_plugins.benchmark.worker TASK.json
+    python -m lt_plugins.benchmark.worker --serve     # task paths on stdin, one per line
 
 ``TASK.json`` (written by :mod:`.runner`) names the stage config file, the checkpoint it
 loads, whether it trains, its readings (inference-only cfg overrides) and where the result
@@ -130,10 +131,41 @@ def run_task(task: dict) -> dict:
     return result
 
 
+def serve(stream=None) -> None:
+    """Run the tasks whose paths arrive one per line on ``stream`` (stdin), one after another.
+
+    A long-lived worker per job slot imports torch / MMPretrain once instead of once per
+    stage (tens of seconds on a loaded 2-core machine). A task that raises writes its
+    traceback to ``error.txt`` next to its result and the worker takes the next one.
+    """
+    import gc
+    import traceback
+    stream = stream or sys.stdin
+    for line in stream:
+        path = line.strip()
+        if not path:
+            continue
+        with open(path) as f:
+            task = json.load(f)
+        try:
+            run_task(task)
+        except Exception:  # noqa: BLE001  (reported to the runner through error.txt)
+            with open(osp.join(osp.dirname(task['result']), 'error.txt'), 'w') as f:
+                f.write(traceback.format_exc())
+        print(f'finished {path}', flush=True)
+        gc.collect()
+
+
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv == ['--serve']:
+        import torch
+        import lt_plugins  # noqa: F401
+        torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1')))
+        serve()
+        return
     if len(argv) != 1:
-        raise SystemExit('usage: python -m lt_plugins.benchmark.worker TASK.json')
+        raise SystemExit('usage: python -m lt_plugins.benchmark.worker TASK.json | --serve')
     with open(argv[0]) as f:
         run_task(json.load(f))
 

@@ -1,4 +1,5 @@
 """PackedLT: a long-tailed train / val / test split packed into one compressed ``.npz`` file."""
+import json
 import os.path as osp
 from typing import Dict, List, Optional
 
@@ -15,8 +16,9 @@ _CACHE: Dict[str, Dict[str, np.ndarray]] = {}
 def load_pack(path: str) -> Dict[str, np.ndarray]:
     """Arrays of a pack written by ``tools/benchmark/pack_dataset.py``, read once per process.
 
-    Keys: ``{split}_img`` (uint8, N x H x W x C), ``{split}_lbl`` (int64) for each split,
-    ``classes`` (str). The decompressed arrays stay in memory for every later dataset of the
+    Keys: ``{split}_img`` (uint8, N x H x W x C; stored as differences along W when the
+    ``meta`` JSON says ``encoding='delta-w'``), ``{split}_lbl`` (int64) for each split,
+    ``classes`` (str), ``meta`` (JSON string). The decompressed arrays stay in memory for every later dataset of the
     same file (the GPU mode runs many arms from one pack).
     """
     path = osp.abspath(osp.expanduser(path))
@@ -31,6 +33,14 @@ def load_pack(path: str) -> Dict[str, np.ndarray]:
         if missing:
             raise ValueError(f'PackedLT: {path} lacks arrays {missing}; it was not written by '
                              'tools/benchmark/pack_dataset.py.')
+        meta = json.loads(str(arrays['meta'])) if 'meta' in arrays else {}
+        if meta.get('encoding') == 'delta-w':     # undo the pack's left-neighbour differences
+            for split in SPLITS:
+                arrays[f'{split}_img'] = np.cumsum(arrays[f'{split}_img'], axis=2,
+                                                   dtype=np.uint8)
+        elif meta.get('encoding', 'raw') != 'raw':
+            raise ValueError(f'PackedLT: {path} has unknown image encoding '
+                             f'{meta["encoding"]!r} (known: raw, delta-w)')
         _CACHE[path] = arrays
     return _CACHE[path]
 
@@ -74,6 +84,11 @@ class PackedLT(BaseDataset):
         images, labels = arrays[f'{self.split}_img'], arrays[f'{self.split}_lbl']
         labels_to_counts(labels, self.num_classes, f'PackedLT ({self.split})')
         return [dict(img=images[i], gt_label=int(labels[i])) for i in range(len(labels))]
+
+    def get_gt_labels(self) -> np.ndarray:
+        """Labels of every sample (int64), as MMPretrain datasets give them."""
+        return np.array([self.get_data_info(i)['gt_label'] for i in range(len(self))],
+                        dtype=np.int64)
 
     @property
     def class_counts(self) -> np.ndarray:
