@@ -12,7 +12,7 @@ def _mean_std(values: List[float]) -> tuple:
     values = [v for v in values if v is not None and not math.isnan(v)]
     if not values:
         return None, None
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
 def summarize(arms: Sequence[Arm], seeds: Sequence[int], results: Dict[tuple, dict],
@@ -80,7 +80,7 @@ def _cell(stats: dict, key: str) -> str:
     if key not in stats:
         return '-'
     std = stats.get(key + '_std')
-    return f'{stats[key]:.2f}' + (f' ± {std:.2f}' if std else '')
+    return f'{stats[key]:.2f}' + (f' ± {std:.2f}' if std is not None else '')
 
 
 def markdown_table(summary: dict, title: str = '') -> str:
@@ -118,7 +118,7 @@ def plot_shots(summary: dict, path: str, title: str = '') -> None:
     width = 0.8 / max(len(shots), 1)
     for i, k in enumerate(shots):
         vals = [summary['arms'][n]['test'].get(k, np.nan) for n in names]
-        errs = [summary['arms'][n]['test'].get(k + '_std', 0.0) for n in names]
+        errs = [summary['arms'][n]['test'].get(k + '_std') or 0.0 for n in names]
         ax.bar(x + (i - (len(shots) - 1) / 2) * width, vals, width, yerr=errs, label=k)
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=45, ha='right')
@@ -146,6 +146,8 @@ def plot_per_class(summary: dict, path: str, title: str = '', top: int = 3) -> L
                        if a is not None)
         ax.plot([p[0] for p in pairs], [p[1] for p in pairs], 'o-', label=n, alpha=0.8)
     ax.set_xscale('log')
+    from matplotlib.ticker import NullFormatter
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel('training images of the class')
     ax.set_ylabel('test accuracy (%)')
     ax.set_title(title)

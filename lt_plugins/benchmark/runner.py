@@ -63,7 +63,7 @@ def plan(arms: Sequence[Arm], seeds: Sequence[int], root: str) -> List[Task]:
                     tasks[key] = Task(stage, seed, osp.join(root, f's{seed}', stage.key),
                                       parent)
                 parent = tasks[key]
-            parent.arms.append(arm.name)
+                parent.arms.append(arm.name)      # the arms a stage serves (progress lines)
             parent.readings += [r for r in arm.reading_names if r not in parent.readings]
     return list(tasks.values())
 
@@ -221,6 +221,14 @@ class BenchmarkRunner:
         running: List[Task] = []
         done_keys = {id(t) for t in tasks if t not in todo}
         total, finished = len(todo), 0
+        # ready stages with the most work hanging on them first (a shared stage 1 before
+        # the leaves), so the last minutes are not one long chain on one core
+        weight = {id(t): 0 for t in tasks}
+        for task in tasks:
+            node = task
+            while node is not None:
+                weight[id(node)] += 1
+                node = node.parent
         while todo or running:
             for task in list(running):
                 state = self._poll(task)
@@ -244,7 +252,7 @@ class BenchmarkRunner:
                     todo.remove(task)
                     finished += 1
                     self.log(f'[FAILED {finished}/{total}] {task.label}: parent failed')
-            for task in list(todo):
+            for task in sorted(todo, key=lambda t: -weight[id(t)]):
                 if not free:
                     break
                 if task.parent is None or id(task.parent) in done_keys:
