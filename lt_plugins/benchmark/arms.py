@@ -239,8 +239,11 @@ IEM_READINGS: Dict[str, Dict[str, object]] = {
 IEM_STAGES: Dict[str, Stage] = {}
 for _variant, _over in IEM_VARIANTS.items():
     # the probe arm: every inference reading of the trained variant, chosen on val
-    _stage = IEM_STAGES[_variant] = Stage(f'iem-{_variant}', IEM, dict(_over),
-                                          readings=dict(IEM_READINGS))
+    # a reading that weighs only a memory the variant lacks has nothing to read
+    _skip = {'no-global': ('keys+global-only', )}.get(_variant, ())
+    _stage = IEM_STAGES[_variant] = Stage(
+        f'iem-{_variant}', IEM, dict(_over),
+        readings={k: v for k, v in IEM_READINGS.items() if k not in _skip})
     register_arm(Arm(f'iem-{_variant}@readings', 'IEM', _stage, 'variant',
                      f'IEM {_variant}, every inference reading (chosen on val)', probe=True))
 register_arm(Arm('iem-paper', 'IEM', IEM_STAGES['paper'], 'paper',
