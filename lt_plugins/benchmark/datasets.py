@@ -50,6 +50,9 @@ class DatasetSpec:
             val = self.kwargs[key]
             if isinstance(val, float) and val.is_integer():
                 val = int(val)
+            if key == 'pack_file':      # the pack's name, not its path
+                parts.append(osp.splitext(osp.basename(str(val)))[0])
+                continue
             parts.append(f'{key}{val}'.replace('/', '_').replace(' ', ''))
         return '-'.join(parts)
 

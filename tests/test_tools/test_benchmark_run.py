@@ -196,6 +196,7 @@ def test_pack_round_trip_holds_the_same_images_in_memory(tmp_path):
     assert info['train'] == 481 and info['mib'] < 1
     spec = get_dataset_spec('packed', {'pack_file': out})
     assert (spec.num_classes, spec.in_channels, spec.image_size) == (10, 1, 8)
+    assert spec.tag == 'packed-digits'
     assert spec.batch_size == 32 and spec.lr_factor == 2.0      # the preset travels along
     for split in ('train', 'val', 'test'):
         ref = DATASETS.build(dict(type='DigitsLT', split=split, pipeline=[]))
