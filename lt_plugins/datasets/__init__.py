@@ -5,6 +5,7 @@ from .feature_vectors import FeatureVectorDataset, save_feature_npz
 from .fashion_mnist_lt import FashionMNISTLT
 from .list_lt import INaturalist2018, ImageNetLT, PlacesLT
 from .long_tailed import LongTailedDataset, draw_long_tailed_split, long_tailed_counts
+from .packed_lt import PackedLT
 from .reid import ReIDDataset
 from .samplers import (ClassAwareSampler, ClassBalancedSampler, InstanceBalancedSampler,
                        ProgressivelyBalancedSampler, SquareRootSampler)
@@ -13,7 +14,7 @@ __all__ = [
     'CIFAR10LT', 'CIFAR100LT', 'ClassAwareSampler', 'ClassBalancedSampler', 'DigitsLT',
     'FeatureVectorDataset', 'save_feature_npz',
     'FashionMNISTLT', 'INaturalist2018', 'ImageNetLT', 'InstanceBalancedSampler',
-    'LongTailedDataset', 'PlacesLT', 'ProgressivelyBalancedSampler', 'ReIDDataset',
+    'LongTailedDataset', 'PackedLT', 'PlacesLT', 'ProgressivelyBalancedSampler', 'ReIDDataset',
     'SquareRootSampler', 'draw_long_tailed_split', 'get_class_counts', 'get_gt_labels',
     'labels_to_counts', 'long_tailed_counts'
 ]

@@ -1,0 +1,295 @@
+"""Arms of the benchmark: each method's stages and readings, registered by name.
+
+A :class:`Stage` is one training run (or, with ``train=False``, an evaluation of its
+parent's checkpoint) built from a template config of ``configs/`` plus overrides; stages
+chain through ``parent`` (``load_from`` = the parent's last checkpoint) and a stage is run
+once per (dataset, seed, chain of recipes) whatever the number of arms that use it: the CE
+stage 1 serves CE, cRT, LWS, tau-norm, CE fine-tuning and MBJ. ``readings`` are
+inference-only settings evaluated on the trained checkpoint (tau of tau-norm, IEM's memory
+reads); an arm reports the reading with the best mean validation top-1 over seeds.
+
+An :class:`Arm` names a final stage, the method it belongs to and its kind (``baseline``,
+``paper`` = the paper read literally, ``recommended`` = this package's validation-chosen
+reading, ``variant``). New methods plug in with :func:`register_arm`; the runner never
+needs editing. Overrides are mmengine dotted keys; a value may be a callable of the
+:class:`~lt_plugins.benchmark.datasets.DatasetSpec` (e.g. a memory of ``5 * C`` slots).
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+# Template names: '{s}' becomes '-cpu' (the 30-epoch CPU schedule) or '' (the papers').
+BASE = 'configs/baselines/{m}_resnet32-cifar_1xb128_cifar10-lt-ir100{s}.py'
+MBJ = 'configs/mbj/mbj_resnet32-cifar_1xb128_cifar10-lt-ir100{s}.py'
+IEM = 'configs/iem/iem_resnet32-cifar_1xb128_cifar10-lt-ir100{s}.py'
+STG = 'configs/stg/stg-stage{n}_resnet32-cifar_1xb128_cifar10-lt-ir100{s}.py'
+AFA = 'configs/afa/afa_resnet32-cifar_1xb128_cifar10-lt-ir100{s}.py'
+AFA_CRT = 'configs/afa/afa-crt_resnet32-cifar_1xb128_cifar10-lt-ir100{s}.py'
+
+
+@dataclass(eq=False)
+class Stage:
+    """One run of an arm's chain (see the module docstring).
+
+    Args:
+        name: recipe name, unique per parent chain (its work dir; shared by the arms that
+            use the same chain).
+        template: config template (``{s}`` = schedule suffix).
+        overrides: cfg overrides (dotted keys; values may be ``fn(dataset_spec)``).
+        parent: the stage whose last checkpoint this one loads.
+        train: False for an evaluation-only stage (post-hoc methods).
+        readings: inference-only overrides, each evaluated on val and test.
+        cacheable: the stage trains on a frozen backbone through
+            ``FeatureCacheClassifier`` (``--feature-cache`` adds a FeatureCacheHook).
+    """
+    name: str
+    template: str
+    overrides: Dict[str, object] = field(default_factory=dict)
+    parent: Optional['Stage'] = None
+    train: bool = True
+    readings: Dict[str, Dict[str, object]] = field(default_factory=lambda: {'default': {}})
+    cacheable: bool = False
+
+    @property
+    def key(self) -> str:
+        """Chain of recipe names from stage 1, e.g. ``'ce/crt'``."""
+        return self.name if self.parent is None else f'{self.parent.key}/{self.name}'
+
+    def chain(self) -> List['Stage']:
+        """Stages from stage 1 to this one."""
+        return ([] if self.parent is None else self.parent.chain()) + [self]
+
+
+@dataclass(eq=False)
+class Arm:
+    """A benchmark arm: a method's final stage and how it is reported.
+
+    Args:
+        name: ``--methods`` name.
+        method: the method it belongs to (one reported row per method, chosen on val).
+        stage: its final stage.
+        kind: ``'baseline'``, ``'paper'``, ``'recommended'`` or ``'variant'``.
+        description: one line for the table.
+        default: part of the default method list.
+        probe: a method-specific diagnostic of the old benchmark scripts.
+        readings: the stage readings this arm may report (None: all of them); a stage
+            evaluates the union of what its selected arms need.
+    """
+    name: str
+    method: str
+    stage: Stage
+    kind: str = 'variant'
+    description: str = ''
+    default: bool = False
+    probe: bool = False
+    readings: Optional[Tuple[str, ...]] = None
+
+    def __post_init__(self):
+        unknown = [r for r in (self.readings or ()) if r not in self.stage.readings]
+        if unknown:
+            raise ValueError(f'arm {self.name!r}: readings {unknown} are not readings of stage '
+                             f'{self.stage.key!r} ({sorted(self.stage.readings)})')
+
+    @property
+    def reading_names(self) -> Tuple[str, ...]:
+        return tuple(self.readings or self.stage.readings)
+
+
+ARMS: Dict[str, Arm] = {}
+_STAGES: Dict[str, Stage] = {}
+
+
+def register_arm(arm: Arm) -> Arm:
+    """Add ``arm`` to :data:`ARMS`; a stage key must always name the same recipe."""
+    if arm.name in ARMS:
+        raise ValueError(f'arm {arm.name!r} is already registered')
+    if arm.kind not in ('baseline', 'paper', 'recommended', 'variant'):
+        raise ValueError(f'arm {arm.name!r}: kind={arm.kind!r}; use baseline / paper / '
+                         'recommended / variant')
+    for stage in arm.stage.chain():
+        known = _STAGES.setdefault(stage.key, stage)
+        if known is not stage and (known.template, known.overrides, known.train,
+                                   known.readings) != (stage.template, stage.overrides,
+                                                       stage.train, stage.readings):
+            raise ValueError(f'arm {arm.name!r}: stage {stage.key!r} differs from the '
+                             'registered stage of that name; give the new recipe its own name')
+    ARMS[arm.name] = arm
+    return arm
+
+
+def select_arms(names: Optional[Iterable[str]] = None) -> List[Arm]:
+    """Arms for ``--methods``: names, method names (all its default arms), ``all``, or
+    ``default`` (None)."""
+    names = list(names or ['default'])
+    out: List[Arm] = []
+    for name in names:
+        if name == 'default':
+            picked = [a for a in ARMS.values() if a.default]
+        elif name == 'all':
+            picked = list(ARMS.values())
+        elif name in ARMS:
+            picked = [ARMS[name]]
+        else:
+            picked = [a for a in ARMS.values()
+                      if a.method.lower() == name.lower() and a.default]
+            if not picked:
+                raise ValueError(f'--methods {name!r}: no such arm or method; arms: '
+                                 f'{sorted(ARMS)}; methods: '
+                                 f'{sorted({a.method for a in ARMS.values()})}; or '
+                                 "'default' / 'all'")
+        out += [a for a in picked if a not in out]
+    return out
+
+
+def _num_classes_times(k: int) -> Callable:
+    def fn(spec) -> int:
+        return k * spec.num_classes
+    fn.__name__ = f'x{k}C'
+    return fn
+
+
+# --------------------------------------------------------------------------- baselines
+CE = Stage('ce', BASE.replace('{m}', 'ce'))
+CRT = Stage('crt', BASE.replace('{m}', 'crt'), parent=CE)
+LWS = Stage('lws', BASE.replace('{m}', 'lws'), parent=CE)
+TAU_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)   # each reading rebuilds a runner: a coarse grid
+TAUNORM = Stage('taunorm', BASE.replace('{m}', 'taunorm'), parent=CE, train=False,
+                readings={f'tau{t:g}': {'model.head.tau': t} for t in TAU_GRID})
+register_arm(Arm('ce', 'CE', CE, 'baseline', 'cross-entropy, instance-balanced', True))
+register_arm(Arm('crt', 'cRT', CRT, 'baseline', 'CE, then classifier re-training', True))
+register_arm(Arm('lws', 'LWS', LWS, 'baseline', 'CE, then learnable weight scaling', True))
+register_arm(Arm('taunorm', 'tau-norm', TAUNORM, 'baseline',
+                 'CE classifier tau-normalised, tau chosen on val', True))
+
+# --------------------------------------------------------------------------- MBJ
+# Readings of tools/benchmark/bench_mbj_accuracy.py (cfg overrides on the MBJ template).
+_FROZEN = {'model.type': 'DecoupledClassifier', 'model.reinit_head': False}
+MBJ_READINGS: Dict[str, Dict[str, object]] = {
+    'paper': {},
+    'beta1': {'model.head.memory.beta': 1.0},
+    'beta1.5-eta1': {'model.head.eta': 1.0},
+    'beta1-eta5': {'model.head.memory.beta': 1.0, 'model.head.eta': 5.0},
+    'perclass5': {'model.head.memory.size': None, 'model.head.memory.per_class_slots': 5},
+    'size50C-beta1': {'model.head.memory.size': _num_classes_times(50),
+                      'model.head.memory.beta': 1.0},
+    'frozen-paper': dict(_FROZEN),
+    'frozen-beta1': dict(_FROZEN, **{'model.head.memory.beta': 1.0}),
+    'frozen-size50C-eta5': dict(_FROZEN, **{'model.head.memory.size': _num_classes_times(50),
+                                            'model.head.eta': 5.0}),
+    'frozen-size50C': dict(_FROZEN, **{'model.head.memory.size': _num_classes_times(50)}),
+    'frozen-eta1': dict(_FROZEN, **{'model.head.eta': 1.0}),
+    'size50C-eta5': {'model.head.memory.size': _num_classes_times(50), 'model.head.eta': 5.0},
+    'size50C-paper': {'model.head.memory.size': _num_classes_times(50)},
+    'cosine-beta1': {'model.head.classifier': 'cosine', 'model.head.memory.beta': 1.0},
+    'beta1-capacity': {'model.head.memory.beta': 1.0,
+                       'model.head.memory_reduction': 'capacity'},
+    'paper-batchred': {'model.head.memory_reduction': 'batch'},
+}
+_MBJ_BASE = {'model.head.memory.size': _num_classes_times(5)}   # the paper's 5 * C slots
+CE_FT = Stage('ce-ft', MBJ, {'model.head.memory_enabled': False,
+                             'custom_hooks': [dict(type='ClassCountsHook')]}, parent=CE)
+register_arm(Arm('ce-ft', 'CE-ft', CE_FT, 'baseline',
+                 'CE, then 10 epochs CE fine-tuning at lr 0.01 (MBJ control)', True))
+_CRT_AFTER = {
+    'model.type': 'DecoupledClassifier', 'model.reinit_head': True,
+    'model.head.memory_enabled': False,
+    'train_dataloader.sampler': dict(type='ClassBalancedSampler', shuffle=True),
+    'optim_wrapper.optimizer': dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=2e-4),
+    'param_scheduler': [dict(type='CosineAnnealingLR', T_max=10, eta_min=0.0, by_epoch=True,
+                             begin=0, end=10, convert_to_iter_based=True)],
+    'custom_hooks': [dict(type='ClassCountsHook')],
+}
+for _reading, _over in MBJ_READINGS.items():
+    _stage = Stage(f'mbj-{_reading}', MBJ, dict(_MBJ_BASE, **_over), parent=CE)
+    _kind = {'paper': 'paper', 'frozen-size50C-eta5': 'recommended'}.get(_reading, 'variant')
+    register_arm(Arm('mbj' if _kind == 'recommended' else f'mbj-{_reading}', 'MBJ', _stage,
+                     _kind, f'CE, then 10 epochs MBJ ({_reading})', _kind != 'variant'))
+    if _reading in ('paper', 'beta1'):   # MBJ followed by cRT
+        register_arm(Arm(f'mbj-{_reading}+crt', 'MBJ', Stage('crt', MBJ, dict(_CRT_AFTER),
+                                                            parent=_stage),
+                         'variant', f'MBJ ({_reading}), then cRT'))
+
+# --------------------------------------------------------------------------- IEM
+# Variants (training) and readings (inference only) of tools/benchmark/bench_iem_accuracy.py.
+_MEM_LR_1E3 = {'optim_wrapper.paramwise_cfg.custom_keys': {
+    'head.global_memory': dict(adam=True, lr_mult=1e-2, decay_mult=0.0),
+    'head.local_memory': dict(adam=True, lr_mult=1e-2, decay_mult=0.0)}}
+IEM_VARIANTS: Dict[str, Dict[str, object]] = {
+    'paper': {},
+    'no-rsa': {'model.neck.attention': False},
+    'no-local': {'model.head.use_local_memory': False},
+    'no-global': {'model.head.use_global_memory': False},
+    'memlr1e-3': dict(_MEM_LR_1E3),
+    'e2e': {'model.head.memory_loss_to_backbone': True},
+    'logit-values': {'model.head.warmup_value': 'logit'},
+    'region-max': {'model.head.region_reduce': 'max'},
+}
+_W = 'model.head.inference_weights'
+IEM_READINGS: Dict[str, Dict[str, object]] = {
+    'default': {},
+    'classifier-only': {_W: dict(classifier=1.0, global_memory=0.0, local_memory=0.0)},
+    'memory-only': {_W: dict(classifier=0.0, global_memory=0.5, local_memory=0.5)},
+    'norm-scores': {'model.head.normalize_memory_scores': True},
+    'read-all': {'model.head.inference_read': 'all'},
+    'keys': {'model.head.inference_read': 'keys'},
+    'keys+global-only': {'model.head.inference_read': 'keys',
+                         _W: dict(classifier=0.0, global_memory=1.0, local_memory=0.0)},
+    'drop-local': {_W: dict(classifier=0.5, global_memory=0.25, local_memory=0.0)},
+    'drop-global': {_W: dict(classifier=0.5, global_memory=0.0, local_memory=0.25)},
+}
+IEM_STAGES: Dict[str, Stage] = {}
+for _variant, _over in IEM_VARIANTS.items():
+    # the probe arm: every inference reading of the trained variant, chosen on val
+    # a reading that weighs only a memory the variant lacks has nothing to read
+    _skip = {'no-global': ('keys+global-only', )}.get(_variant, ())
+    _stage = IEM_STAGES[_variant] = Stage(
+        f'iem-{_variant}', IEM, dict(_over),
+        readings={k: v for k, v in IEM_READINGS.items() if k not in _skip})
+    register_arm(Arm(f'iem-{_variant}@readings', 'IEM', _stage, 'variant',
+                     f'IEM {_variant}, every inference reading (chosen on val)', probe=True))
+register_arm(Arm('iem-paper', 'IEM', IEM_STAGES['paper'], 'paper',
+                 'IEM + RSA as the paper reads (memory lr 1e-5, 0.5/0.25/0.25)', True,
+                 readings=('default', )))
+register_arm(Arm('iem', 'IEM', IEM_STAGES['no-rsa'], 'recommended',
+                 'IEM w/o RSA, global memory as a soft kNN over its keys', True,
+                 readings=('keys+global-only', )))
+
+# --------------------------------------------------------------------------- STG
+STG1 = Stage('stg-stage1', STG.replace('{n}', '1'))
+STG2 = Stage('stg-stage2', STG.replace('{n}', '2'), parent=STG1, cacheable=True)
+STG_ARMS: Dict[str, Dict[str, object]] = {   # stage-3 readings of tools/benchmark/bench_stg.py
+    'crt': {'model.head.augment': 'none'},
+    'lam1.5': {'model.head.augment': 'stg', 'model.head.lam': 1.5},
+    'lam0.5': {'model.head.augment': 'stg', 'model.head.lam': 0.5},
+    'lam1.0': {'model.head.augment': 'stg', 'model.head.lam': 1.0},
+    'nomean': {'model.head.augment': 'stg', 'model.head.lam': 1.5,
+               'model.head.use_mean': False},
+    'gaussian': {'model.head.augment': 'gaussian'},
+    'dropout': {'model.head.augment': 'dropout'},
+}
+for _name, _over in STG_ARMS.items():
+    _stage = Stage(f'stage3-{_name}', STG.replace('{n}', '3'), dict(_over), parent=STG2,
+                   cacheable=True)
+    _kind = {'lam1.5': 'paper', 'lam0.5': 'recommended', 'crt': 'baseline'}.get(_name,
+                                                                                'variant')
+    _arm = {'lam1.5': 'stg-paper', 'lam0.5': 'stg', 'crt': 'stg-crt'}.get(_name, f'stg-{_name}')
+    register_arm(Arm(_arm, 'cRT (Adam)' if _name == 'crt' else 'STG', _stage, _kind,
+                     f'STG stages 1-2, then stage 3 ({_name})',
+                     _name in ('lam1.5', 'lam0.5', 'crt')))
+
+# --------------------------------------------------------------------------- AFA
+AFA_VARIANTS: Dict[str, Dict[str, object]] = {
+    'paper': {},
+    'nogen': {'model.neck.generate': False, 'model.head.all_loss_weight': 0.0,
+              'custom_hooks': [dict(type='ClassCountsHook')]},
+    'nolbls': {'custom_hooks': [dict(type='ClassCountsHook')]},
+    'noattadd': {'model.neck.attention_addition': False},
+}
+for _variant, _over in AFA_VARIANTS.items():
+    _s1 = Stage('afa' if _variant == 'paper' else f'afa-{_variant}', AFA, dict(_over))
+    _s2 = Stage('crt', AFA_CRT, parent=_s1)
+    paper = _variant == 'paper'
+    register_arm(Arm('afa-paper' if paper else f'afa-{_variant}', 'AFA', _s1,
+                     'paper' if paper else 'variant', f'AFA + LBLS ({_variant})', paper))
+    register_arm(Arm('afa' if paper else f'afa-{_variant}+crt', 'AFA', _s2,
+                     'recommended' if paper else 'variant',
+                     f'AFA + LBLS ({_variant}), then cRT', paper))

@@ -1,0 +1,165 @@
+"""Summaries of benchmark results: readings and methods chosen on val, tables, JSON, plots."""
+import math
+import statistics
+from typing import Dict, List, Optional, Sequence
+
+from .arms import Arm
+
+SHOTS = ('top1', 'many', 'medium', 'few')
+
+
+def _mean_std(values: List[float]) -> tuple:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return None, None
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def summarize(arms: Sequence[Arm], seeds: Sequence[int], results: Dict[tuple, dict],
+              baseline_stage: str = 'ce') -> dict:
+    """Per arm: the reading chosen on mean val top-1, test mean +- std over seeds, wall time
+    (all stages of its chain), step-time ratio (its last trained stage against CE's); per
+    method: the arm chosen on val."""
+    out_arms = {}
+    for arm in arms:
+        chain = arm.stage.chain()
+        final = chain[-1].key
+        per_seed = [results[(s, final)] for s in seeds if (s, final) in results]
+        if not per_seed:
+            continue
+        seeds_done = [s for s in seeds if (s, final) in results]
+        readings = [r for r in arm.reading_names if r in per_seed[0]['readings']]
+
+        def val_mean(name):
+            vals = [r['readings'][name]['val'].get('top1') for r in per_seed]
+            return _mean_std(vals)[0]
+        chosen = max(readings, key=lambda n: (val_mean(n) if val_mean(n) is not None
+                                              else -1))
+        entry = dict(method=arm.method, kind=arm.kind, description=arm.description,
+                     stages=[st.key for st in chain], reading=chosen,
+                     readings_val={n: val_mean(n) for n in readings},
+                     seeds=seeds_done, val={}, test={})
+        for split in ('val', 'test'):
+            for k in SHOTS:
+                m, sd = _mean_std([r['readings'][chosen][split].get(k) for r in per_seed])
+                if m is not None:
+                    entry[split][k] = m
+                    entry[split][k + '_std'] = sd
+        walls = []
+        ratios = []
+        for s in seeds_done:
+            walls.append(sum(results[(s, st.key)]['wall_s'] for st in chain
+                             if (s, st.key) in results))
+            trained = [st for st in chain if st.train]
+            base = results.get((s, baseline_stage))
+            if trained and base and base.get('step_s'):
+                mine = results[(s, trained[-1].key)].get('step_s')
+                if mine:
+                    ratios.append(mine / base['step_s'])
+        entry['wall_s'] = statistics.mean(walls)
+        entry['step_ratio'] = statistics.mean(ratios) if ratios else None
+        first = per_seed[0]['readings'][chosen]
+        entry['train_counts'] = first.get('train_counts')
+        pcs = [r['readings'][chosen].get('test_per_class') for r in per_seed]
+        if all(pcs):
+            entry['test_per_class'] = [
+                statistics.mean([p[c] for p in pcs if p[c] is not None])
+                if any(p[c] is not None for p in pcs) else None for c in range(len(pcs[0]))]
+        out_arms[arm.name] = entry
+    methods = {}
+    for name, entry in out_arms.items():
+        best = methods.get(entry['method'])
+        if best is None or entry['val'].get('top1', -1) > out_arms[best]['val'].get('top1', -1):
+            methods[entry['method']] = name
+    for name, entry in out_arms.items():
+        entry['chosen_for_method'] = methods[entry['method']] == name
+    return dict(arms=out_arms, methods=methods)
+
+
+def _cell(stats: dict, key: str) -> str:
+    if key not in stats:
+        return '-'
+    std = stats.get(key + '_std')
+    return f'{stats[key]:.2f}' + (f' ± {std:.2f}' if std is not None else '')
+
+
+def markdown_table(summary: dict, title: str = '') -> str:
+    """Arms (one row each): val top-1, test overall / many / medium / few, wall, step ratio."""
+    lines = []
+    if title:
+        lines += [title, '']
+    lines += ['| arm | method (kind) | reading | val top-1 | test overall | many | medium | '
+              'few | wall s | step ratio |',
+              '|---|---|---|---|---|---|---|---|---|---|']
+    for name, e in summary['arms'].items():
+        mark = ' **\\***' if e['chosen_for_method'] else ''
+        ratio = f'{e["step_ratio"]:.2f}' if e.get('step_ratio') else '-'
+        lines.append(
+            f'| {name}{mark} | {e["method"]} ({e["kind"]}) | {e["reading"]} | '
+            f'{_cell(e["val"], "top1")} | {_cell(e["test"], "top1")} | '
+            f'{_cell(e["test"], "many")} | {_cell(e["test"], "medium")} | '
+            f'{_cell(e["test"], "few")} | {e["wall_s"]:.0f} | {ratio} |')
+    lines += ['', '\\* the arm reported for its method, chosen on validation top-1 (mean over '
+              'seeds); a reading column other than `default` was chosen on validation too.']
+    return '\n'.join(lines)
+
+
+def plot_shots(summary: dict, path: str, title: str = '') -> None:
+    """Grouped bars: many / medium / few test top-1 per arm."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+    names = list(summary['arms'])
+    shots = [k for k in ('many', 'medium', 'few')
+             if any(k in summary['arms'][n]['test'] for n in names)]
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names) + 2), 4))
+    x = np.arange(len(names))
+    width = 0.8 / max(len(shots), 1)
+    for i, k in enumerate(shots):
+        vals = [summary['arms'][n]['test'].get(k, np.nan) for n in names]
+        errs = [summary['arms'][n]['test'].get(k + '_std') or 0.0 for n in names]
+        ax.bar(x + (i - (len(shots) - 1) / 2) * width, vals, width, yerr=errs, label=k)
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=45, ha='right')
+    ax.set_ylabel('test top-1 (%)')
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_per_class(summary: dict, path: str, title: str = '', top: int = 3) -> List[str]:
+    """Per-class test accuracy against training count for the ``top`` arms (by val top-1)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    arms = [n for n, e in summary['arms'].items() if e.get('test_per_class')
+            and e.get('train_counts')]
+    arms.sort(key=lambda n: -summary['arms'][n]['val'].get('top1', -1))
+    arms = arms[:top]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for n in arms:
+        e = summary['arms'][n]
+        pairs = sorted((c, a) for c, a in zip(e['train_counts'], e['test_per_class'])
+                       if a is not None)
+        ax.plot([p[0] for p in pairs], [p[1] for p in pairs], 'o-', label=n, alpha=0.8)
+    ax.set_xscale('log')
+    from matplotlib.ticker import NullFormatter
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel('training images of the class')
+    ax.set_ylabel('test accuracy (%)')
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return arms
+
+
+def best_arm(summary: dict, method: Optional[str] = None) -> str:
+    """The arm chosen on val (for ``method``, or overall)."""
+    if method is not None:
+        return summary['methods'][method]
+    return max(summary['arms'], key=lambda n: summary['arms'][n]['val'].get('top1', -1))

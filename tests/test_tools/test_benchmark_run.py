@@ -1,0 +1,278 @@
+"""tools/benchmark/run.py and lt_plugins.benchmark: arms, shared stages, configs on any
+dataset, selection on validation, quick runs end to end, packs, the README table."""
+import copy
+import json
+import os.path as osp
+import pickle
+
+import numpy as np
+import pytest
+
+from lt_plugins.benchmark import (ARMS, Arm, Stage, get_dataset_spec, plan, register_arm,
+                                  select_arms, summarize)
+from lt_plugins.benchmark.arms import CE, CRT
+from lt_plugins.benchmark.configs import build_stage_config
+from tests.test_tools import load_tool
+
+METHODS = ('CE', 'cRT', 'LWS', 'tau-norm', 'MBJ', 'IEM', 'STG', 'AFA')
+
+
+def test_every_method_has_default_arms_with_paper_and_recommended_readings():
+    default = select_arms(None)
+    methods = {a.method for a in default}
+    assert set(METHODS) <= methods
+    for method in ('MBJ', 'IEM', 'STG', 'AFA'):
+        kinds = {a.kind for a in default if a.method == method}
+        assert {'paper', 'recommended'} <= kinds, method
+    # a method name selects its default arms; an arm name itself; unknown names fail
+    assert [a.name for a in select_arms(['STG'])] == ['stg-paper', 'stg']
+    assert [a.name for a in select_arms(['mbj-beta1+crt'])] == ['mbj-beta1+crt']
+    with pytest.raises(ValueError, match='no such arm or method'):
+        select_arms(['nope'])
+    assert len(select_arms(['all'])) == len(ARMS)
+
+
+def test_register_arm_plugs_in_and_refuses_a_different_recipe_under_a_known_name():
+    stage = Stage('ce-ls', CE.template, {'model.head.loss.label_smooth_val': 0.1})
+    try:
+        register_arm(Arm('ce-ls', 'CE+LS', stage, 'variant', 'label smoothing'))
+        with pytest.raises(ValueError):   # not a default arm: its method name selects none
+            select_arms(['CE+LS'])
+        assert [a.name for a in select_arms(['ce-ls'])] == ['ce-ls']
+    finally:
+        ARMS.pop('ce-ls', None)
+    clash = Stage('crt', CRT.template, {'train_cfg.max_epochs': 3}, parent=CE)
+    with pytest.raises(ValueError, match="stage 'ce/crt' differs"):
+        register_arm(Arm('crt-short', 'cRT', clash))
+    assert 'crt-short' not in ARMS
+    with pytest.raises(ValueError, match='not readings of stage'):
+        Arm('bad', 'IEM', ARMS['iem'].stage, readings=('no-such-reading', ))
+
+
+def test_plan_runs_each_stage_once_per_seed_and_unions_readings(tmp_path):
+    arms = select_arms(['ce', 'crt', 'lws', 'taunorm', 'mbj', 'mbj-paper', 'iem-paper', 'iem',
+                        'iem-paper@readings'])
+    tasks = plan(arms, [0, 1], str(tmp_path))
+    keys = [(t.seed, t.stage.key) for t in tasks]
+    assert len(keys) == len(set(keys))
+    assert keys.count((0, 'ce')) == 1 and keys.count((1, 'ce')) == 1
+    by_key = {(t.seed, t.stage.key): t for t in tasks}
+    # every two-stage arm loads the one CE stage of its seed
+    for key in ('ce/crt', 'ce/lws', 'ce/taunorm', 'ce/mbj-frozen-size50C-eta5', 'ce/mbj-paper'):
+        assert by_key[(1, key)].parent is by_key[(1, 'ce')]
+    assert {'ce', 'crt', 'lws', 'taunorm', 'mbj'} <= set(by_key[(0, 'ce')].arms)
+    assert by_key[(0, 'ce/crt')].arms == ['crt']
+    # 'iem-paper' needs the default reading, the probe arm every reading: one run, all readings
+    paper = by_key[(0, 'iem-paper')]
+    assert paper.readings[0] == 'default' and len(paper.readings) == len(
+        ARMS['iem-paper@readings'].stage.readings)
+    assert by_key[(0, 'iem-no-rsa')].readings == ['keys+global-only']
+
+
+@pytest.mark.parametrize('name,args,classes,channels', [
+    ('digits-lt', {}, 10, 1), ('fashion-mnist-lt', {'ir': 50}, 10, 1),
+    ('cifar100-lt', {'ir': 10}, 100, 3)])
+def test_stage_config_takes_the_dataset_and_keeps_the_stage_sampler(tmp_path, name, args,
+                                                                    classes, channels):
+    spec = get_dataset_spec(name, args)
+    cfg = build_stage_config(ARMS['mbj-paper'].stage, spec, 'cpu', 3, str(tmp_path), 'x.pth')
+    ds = cfg.train_dataloader.dataset
+    assert ds.type == spec.type and ds.imb_factor == spec.kwargs['imb_factor']
+    assert cfg.model.head.num_classes == classes
+    assert cfg.model.head.memory.size == 5 * classes            # the paper's 5 * C slots
+    assert cfg.data_preprocessor.num_classes == classes
+    if channels == 1:
+        assert cfg.model.backbone.in_channels == 1
+    assert cfg.randomness.seed == 3 and cfg.load_from == 'x.pth'
+    # lr of the fine-tuning template (0.01 at batch 128) scaled to the preset's batch size
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(
+        0.01 * spec.batch_size / 128 * spec.lr_factor)
+    crt = build_stage_config(ARMS['crt'].stage, spec, 'paper', 0, str(tmp_path))
+    assert crt.train_dataloader.sampler.type == 'ClassBalancedSampler'
+    afa = build_stage_config(ARMS['afa-paper'].stage, spec, 'cpu', 0, str(tmp_path))
+    side = (spec.image_size + 1) // 2
+    assert tuple(afa.model.neck.feat_size) == (side, side)
+
+
+def _result(val, test, wall=10.0, step=0.1, readings=None):
+    readings = readings or {'default': (val, test)}
+    return dict(wall_s=wall, step_s=step, readings={
+        k: dict(val=dict(top1=v), test=dict(top1=t, many=t + 1, medium=t - 1))
+        for k, (v, t) in readings.items()})
+
+
+def test_summary_chooses_readings_and_methods_on_validation_never_on_test():
+    arms = select_arms(['ce', 'taunorm', 'stg-paper', 'stg'])
+    s2 = 'stg-stage1/stg-stage2'
+    results = {}
+    for seed, shift in ((0, 0.0), (1, 2.0)):
+        results[(seed, 'ce')] = _result(50 + shift, 60 + shift, wall=100, step=0.2)
+        # tau1 wins on val, tau0 on test: tau1 is reported
+        results[(seed, 'ce/taunorm')] = _result(0, 0, wall=0, step=None, readings={
+            'tau0': (51 + shift, 90), 'tau1': (55 + shift, 70 + shift)})
+        results[(seed, 'stg-stage1')] = _result(0, 0, wall=100, step=0.2)
+        results[(seed, s2)] = _result(0, 0, wall=20, step=0.1)
+        results[(seed, s2 + '/stage3-lam1.5')] = _result(60, 99, wall=5, step=0.05)
+        results[(seed, s2 + '/stage3-lam0.5')] = _result(61, 65 + shift, wall=5, step=0.3)
+    out = summarize(arms, [0, 1], results)
+    tau = out['arms']['taunorm']
+    assert tau['reading'] == 'tau1'
+    assert tau['test']['top1'] == pytest.approx(71.0)
+    assert tau['test']['top1_std'] == pytest.approx(np.std([70, 72], ddof=1))
+    assert tau['wall_s'] == pytest.approx(100.0)          # its chain: CE + an eval
+    assert out['methods']['STG'] == 'stg'                   # val 61 > 60, test 66 < 99
+    assert out['arms']['stg']['chosen_for_method'] and not out['arms']['stg-paper'][
+        'chosen_for_method']
+    assert out['arms']['stg']['wall_s'] == pytest.approx(125.0)
+    assert out['arms']['stg']['step_ratio'] == pytest.approx(1.5)   # 0.3 / CE's 0.2
+    assert out['arms']['ce']['step_ratio'] == pytest.approx(1.0)
+
+
+def _run(argv):
+    return load_tool('tools/benchmark/run.py').main(argv)
+
+
+def test_quick_run_end_to_end_shares_stage1_resumes_and_writes_outputs(tmp_path):
+    """A representative subset of the arms (all of them: the slow test below)."""
+    argv = ['--dataset', 'digits-lt', '--quick', '--jobs', '0', '--seeds', '0',
+            '--methods', 'ce', 'crt', '--work-dir', str(tmp_path)]
+    summary = _run(argv)
+    assert set(summary['arms']) == {'ce', 'crt'}
+    for arm in summary['arms'].values():
+        assert 0 <= arm['val']['top1'] <= 100 and 0 <= arm['test']['top1'] <= 100
+        assert len(arm['test_per_class']) == 10 and len(arm['train_counts']) == 10
+    root = osp.join(str(tmp_path), 'digits-lt-imb_factor25', 'cpu-quick')
+    ce = json.load(open(osp.join(root, 's0', 'ce', 'result.json')))
+    crt_cfg = open(osp.join(root, 's0', 'ce', 'crt', 'config.py')).read()
+    assert ce['checkpoint'] in crt_cfg                      # cRT loads the shared CE run
+    for suffix in ('.json', '.md', '_shots.png', '_per_class.png'):
+        assert osp.isfile(osp.join(root, 'digits-lt-imb_factor25' + suffix))
+    assert summary['failed_stages'] == 0
+    # resume: nothing runs again, same numbers
+    again = _run(argv)
+    assert again['arms']['crt']['test'] == summary['arms']['crt']['test']
+    assert again['run_wall_s'] < summary['run_wall_s']
+
+
+def _synthetic_cifar100(root, per_class_train=24, per_class_test=4):
+    rng = np.random.RandomState(0)
+    for name, n in (('train', per_class_train), ('test', per_class_test)):
+        labels = np.repeat(np.arange(100), n)
+        # class-dependent mean colour, so the classes are learnable at all
+        data = (rng.randint(0, 64, (len(labels), 3072)) + labels[:, None] * 1.9).astype(np.uint8)
+        with open(osp.join(root, name), 'wb') as f:
+            pickle.dump({'data': data, 'fine_labels': labels.tolist(),
+                         'filenames': [f'{name}_{i}.png' for i in range(len(labels))]}, f)
+
+
+def test_cifar100_lt_stand_in_runs_through_the_command_without_code_changes(tmp_path):
+    data = tmp_path / 'cifar-100-python'
+    data.mkdir()
+    _synthetic_cifar100(str(data))
+    summary = _run(['--dataset', 'cifar100-lt', '--ir', '10', '--data-root', str(data),
+                    '--dataset-arg', 'n_max=20', '--dataset-arg', 'val_per_class=2',
+                    '--quick', '--jobs', '0', '--methods', 'ce',
+                    '--work-dir', str(tmp_path / 'runs')])
+    assert summary['dataset'] == 'cifar100-lt-imb_factor10-n_max20-val_per_class2'
+    assert len(summary['arms']['ce']['test_per_class']) == 100
+    assert summary['arms']['ce']['train_counts'][0] > summary['arms']['ce']['train_counts'][-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('dataset', ['digits-lt'])
+def test_quick_run_of_every_arm(tmp_path, dataset):
+    summary = _run(['--dataset', dataset, '--quick', '--jobs', '0', '--methods', 'all',
+                    '--work-dir', str(tmp_path)])
+    assert set(summary['arms']) == set(ARMS) and summary['failed_stages'] == 0
+
+
+def test_pack_round_trip_holds_the_same_images_in_memory(tmp_path):
+    from mmpretrain.registry import DATASETS
+
+    from lt_plugins.datasets.packed_lt import _CACHE
+    pack_tool = load_tool('tools/benchmark/pack_dataset.py')
+    out = str(tmp_path / 'digits.npz')
+    info = pack_tool.main(['--dataset', 'digits-lt', '--out', out])
+    assert info['train'] == 481 and info['mib'] < 1
+    spec = get_dataset_spec('packed', {'pack_file': out})
+    assert (spec.num_classes, spec.in_channels, spec.image_size) == (10, 1, 8)
+    assert spec.tag == 'packed-digits'
+    assert spec.batch_size == 32 and spec.lr_factor == 2.0      # the preset travels along
+    for split in ('train', 'val', 'test'):
+        ref = DATASETS.build(dict(type='DigitsLT', split=split, pipeline=[]))
+        packed = DATASETS.build(dict(type='PackedLT', pack_file=out, split=split,
+                                     pipeline=[]))
+        assert len(ref) == len(packed)
+        for i in (0, len(ref) // 2, len(ref) - 1):
+            a, b = ref.get_data_info(i), packed.get_data_info(i)
+            assert a['gt_label'] == b['gt_label']
+            np.testing.assert_array_equal(a['img'].reshape(b['img'].shape), b['img'])
+    np.testing.assert_array_equal(packed.class_counts, np.bincount(
+        [packed.get_data_info(i)['gt_label'] for i in range(len(packed))], minlength=10))
+    _CACHE.clear()
+    with pytest.raises(ValueError, match='over --max-mib'):
+        pack_tool.main(['--dataset', 'digits-lt', '--out', str(tmp_path / 'x.npz'),
+                        '--max-mib', '0.01'])
+    assert not osp.exists(str(tmp_path / 'x.npz'))
+
+
+def test_amp_quick_run_on_cpu_keeps_the_memory_bank_in_float32(tmp_path):
+    import torch
+    summary = _run(['--dataset', 'digits-lt', '--quick', '--jobs', '0', '--amp',
+                    '--methods', 'mbj-paper', '--work-dir', str(tmp_path)])
+    assert summary['amp'] and 'mbj-paper' in summary['arms']
+    root = osp.join(str(tmp_path), 'digits-lt-imb_factor25', 'cpu-quick', 's0')
+    cfg = open(osp.join(root, 'ce', 'mbj-paper', 'config.py')).read()
+    assert "type='AutocastOptimWrapper'" in cfg and "dtype='bfloat16'" in cfg
+    state = torch.load(osp.join(root, 'ce', 'mbj-paper', 'epoch_1.pth'), map_location='cpu',
+                       weights_only=False)['state_dict']
+    feats = state['head.memory.feats']
+    assert feats.dtype == torch.float32
+    assert state['head.memory.valid'].any()                   # written during the epoch
+
+
+def test_readme_results_table_matches_its_json(tmp_path):
+    tool = load_tool('tools/benchmark/readme_tables.py')
+    assert tool.check() == []
+    # the check can fail: change one number in a copy of the JSON
+    readme = open(tool.README).read()
+    path = tool.blocks(readme)[0][0]
+    table = json.load(open(osp.join(tool.REPO, path)))
+    changed = copy.deepcopy(table)
+    changed['rows'][0]['cells']['cifar10-lt']['top1'] += 0.01
+    assert tool.render(changed) != tool.render(table)
+    fake = tmp_path / 'README.md'
+    fake.write_text(readme.replace(tool.render(table), tool.render(changed)))
+    problems = tool.check(str(fake))      # the edited README against the repository JSON
+    assert len(problems) == 1 and path in problems[0]
+
+
+def test_readme_update_from_a_run_replaces_the_cells_of_its_arms():
+    tool = load_tool('tools/benchmark/readme_tables.py')
+    table = dict(columns=[dict(key='d', label='D')],
+                 rows=[dict(label='cRT', arm='crt', cells={}), dict(label='x', cells={})])
+    summary = dict(dataset='d', schedule='cpu', seeds=[0, 1], arms=dict(crt=dict(
+        seeds=[0, 1], test=dict(top1=70.123, top1_std=0.5, many=80.0, medium=60.0))))
+    assert tool.update_from(table, summary, 'd') == 1
+    assert tool.render(table).splitlines()[2] == '| cRT | 70.12 ± 0.50 / 80.00 / 60.00 |'
+    assert 'seeds [0, 1]' in table['provenance']['d']
+    with pytest.raises(ValueError, match='not a column'):
+        tool.update_from(table, summary, 'other')
+
+
+@pytest.mark.parametrize('schedule', ['cpu', 'paper'])
+def test_every_stage_of_every_arm_has_a_template_for_both_schedules(schedule):
+    from lt_plugins.benchmark.configs import template_path
+    for arm in ARMS.values():
+        for stage in arm.stage.chain():
+            assert osp.isfile(template_path(stage, schedule)), (arm.name, stage.key)
+
+
+def test_feature_cache_goes_to_the_frozen_backbone_stages_only(tmp_path):
+    spec = get_dataset_spec('digits-lt')
+    stg3 = build_stage_config(ARMS['stg'].stage, spec, 'cpu', 0, str(tmp_path),
+                              feature_cache=4)
+    assert dict(type='FeatureCacheHook', num_views=4) in [dict(h) for h in stg3.custom_hooks]
+    stg1 = build_stage_config(ARMS['stg'].stage.chain()[0], spec, 'cpu', 0, str(tmp_path),
+                              feature_cache=4)
+    assert all(h['type'] != 'FeatureCacheHook' for h in stg1.custom_hooks)

@@ -1,0 +1,125 @@
+"""One benchmark command: every method (arm) on any registered long-tailed dataset.
+
+    python tools/benchmark/run.py --dataset digits-lt --seeds 0 1 --jobs 2
+    python tools/benchmark/run.py --dataset cifar100-lt --ir 100 \\
+        --data-root ../shared/data/cifar-100-python --methods ce crt mbj iem stg afa
+    python tools/benchmark/run.py --dataset packed --dataset-arg pack_file=c10.npz \\
+        --schedule paper --device cuda --jobs 5 --methods ce crt mbj stg afa
+
+Arms (``--list``) come from :mod:`lt_plugins.benchmark.arms` (``register_arm`` adds one);
+``--methods`` takes arm names, method names (their default arms), ``default`` or ``all``.
+Every stage of every seed runs once in its own process, pinned to its own cores
+(``--jobs``); stage-1 checkpoints are shared by the arms that start from them; a stage whose
+result exists is skipped unless ``--force``. Every arm is tested on the balanced validation
+split and the test split; a reading (tau of tau-norm, IEM's memory reads) and the arm
+reported per method are chosen on validation. Writes ``<out>/<dataset>.json``, ``.md`` and two
+plots (``_shots.png``, ``_per_class.png``).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from lt_plugins.benchmark import (ARMS, BenchmarkRunner, get_dataset_spec,  # noqa: E402
+                                  load_results, markdown_table, parse_value, plan,
+                                  plot_per_class, plot_shots, select_arms, summarize,
+                                  with_data_root)
+from lt_plugins.benchmark.datasets import DATASET_SPECS  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--dataset', default='digits-lt', help=f'one of {sorted(DATASET_SPECS)}')
+    p.add_argument('--ir', type=float, default=None, help='imbalance ratio (imb_factor)')
+    p.add_argument('--dataset-arg', action='append', default=[], metavar='KEY=VALUE',
+                   help='dataset argument (repeatable), e.g. pack_file=x.npz, n_max=500')
+    p.add_argument('--data-root', default=None)
+    p.add_argument('--methods', nargs='+', default=['default'])
+    p.add_argument('--seeds', type=int, nargs='+', default=[0])
+    p.add_argument('--schedule', choices=['cpu', 'paper'], default='cpu')
+    p.add_argument('--jobs', type=int, default=1, help='parallel runs, each on its own cores (0: one after another in this process)')
+    p.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    amp = p.add_mutually_exclusive_group()
+    amp.add_argument('--amp', dest='amp', action='store_true', default=None,
+                     help='mixed precision (default: on with --device cuda)')
+    amp.add_argument('--no-amp', dest='amp', action='store_false')
+    p.add_argument('--quick', action='store_true',
+                   help='1 epoch on a few hundred images per split: a smoke test')
+    p.add_argument('--force', action='store_true', help='re-run stages whose result exists')
+    p.add_argument('--feature-cache', type=int, default=0, metavar='VIEWS',
+                   help='cached features for the frozen-backbone stages that support it')
+    p.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'benchmark'))
+    p.add_argument('--out', default=None, help='directory of the table / JSON / plots '
+                   '(default: the run directory)')
+    p.add_argument('--list', action='store_true', help='list the arms and datasets, then exit')
+    return p.parse_args(argv)
+
+
+def list_arms() -> str:
+    lines = [f'{"arm":<24}{"method":<12}{"kind":<13}{"default":<9}stages'] + [
+        f'{a.name:<24}{a.method:<12}{a.kind:<13}{"yes" if a.default else "":<9}'
+        f'{a.stage.key}' for a in ARMS.values()]
+    lines.append(f'datasets: {", ".join(sorted(DATASET_SPECS))}')
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.list:
+        print(list_arms())
+        return {}
+    dargs = {}
+    for item in args.dataset_arg:
+        if '=' not in item:
+            raise SystemExit(f'--dataset-arg {item!r}: write KEY=VALUE')
+        key, value = item.split('=', 1)
+        dargs[key] = parse_value(value)
+    if args.ir is not None:
+        dargs['imb_factor'] = args.ir
+    spec = with_data_root(get_dataset_spec(args.dataset, dargs), args.data_root)
+    arms = select_arms(args.methods)
+    amp = (args.device == 'cuda') if args.amp is None else args.amp
+    runner = BenchmarkRunner(spec, args.schedule, args.work_dir, args.jobs, args.device, amp,
+                             args.quick, args.force, args.feature_cache,
+                             log=lambda s: print(time.strftime('%H:%M:%S'), s, flush=True))
+    tasks = plan(arms, args.seeds, runner.root)
+    print(f'{spec.tag}: {len(arms)} arms x {len(args.seeds)} seeds = {len(tasks)} stages '
+          f'({args.schedule} schedule{", quick" if args.quick else ""}, {args.jobs} jobs, '
+          f'{args.device}{", amp" if amp else ""}) under {runner.root}', flush=True)
+    stats = runner.run(tasks)
+    summary = summarize(arms, args.seeds, load_results(tasks))
+    summary.update(dataset=spec.tag, dataset_args={k: v for k, v in spec.kwargs.items()
+                                                   if k != 'data_root'},
+                   schedule=args.schedule, quick=args.quick, seeds=args.seeds,
+                   device=args.device, amp=amp, jobs=args.jobs, run_wall_s=stats['wall_s'],
+                   failed_stages=stats['failed'])
+    out_dir = args.out or runner.root
+    os.makedirs(out_dir, exist_ok=True)
+    title = (f'{spec.tag}, {args.schedule} schedule{" (quick)" if args.quick else ""}, '
+             f'seeds {args.seeds}: test top-1 (%), mean ± std over seeds')
+    table = markdown_table(summary, title)
+    base = osp.join(out_dir, spec.tag)
+    with open(base + '.json', 'w') as f:
+        json.dump(summary, f, indent=1)
+    with open(base + '.md', 'w') as f:
+        f.write(table + '\n')
+    if summary['arms']:
+        plot_shots(summary, base + '_shots.png', spec.tag)
+        plot_per_class(summary, base + '_per_class.png', spec.tag)
+    print(table)
+    print(f'wall {stats["wall_s"]:.0f} s, {stats["ran"]} stages run, {stats["failed"]} failed;'
+          f' wrote {base}.json / .md / _shots.png / _per_class.png', flush=True)
+    if stats['failed']:
+        raise SystemExit(1)
+    return summary
+
+
+if __name__ == '__main__':
+    main()
