@@ -1,6 +1,7 @@
 """HybridSGDAdam equals torch SGD / Adam per group; IEMMemoryHook resets overwritten slots."""
 from types import SimpleNamespace
 
+import pytest
 import torch
 import torch.nn as nn
 from mmengine.optim import OptimWrapper
@@ -88,3 +89,55 @@ def test_reset_optimizer_slots_and_hook_flush():
             torch.testing.assert_close(
                 optimizer.state[head.global_memory.keys]['exp_avg'][kept], state_before[kept])
     assert head.global_memory.valid.all()
+
+
+def test_fixed_lr_group_ignores_warmup_and_cosine_schedulers():
+    """A ``fixed_lr`` group is updated at exactly that lr under warm-up + cosine (mmengine's
+    schedulers scale every group's ``lr``); the other group follows the schedule."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.optim.scheduler import CosineAnnealingLR, LinearLR
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmpretrain')
+
+    model = nn.ModuleDict(dict(net=nn.Linear(3, 2), memory=nn.Linear(3, 2, bias=False)))
+    ref_mem = nn.Parameter(model['memory'].weight.detach().clone())
+    wrapper = build_optim_wrapper(model, dict(
+        optimizer=dict(type='HybridSGDAdam', lr=0.1, momentum=0.9, weight_decay=0.0),
+        paramwise_cfg=dict(custom_keys={'memory': dict(adam=True, lr_mult=1e-4,
+                                                       decay_mult=0.0, fixed_lr=1e-3)})))
+    optimizer = wrapper.optimizer
+    mem_group = next(g for g in optimizer.param_groups if g['adam'])
+    net_group = next(g for g in optimizer.param_groups if not g['adam'])
+    schedulers = [LinearLR(optimizer, start_factor=1e-3, by_epoch=False, begin=0, end=3),
+                  CosineAnnealingLR(optimizer, T_max=5, by_epoch=False, begin=3, end=8)]
+    ref = torch.optim.Adam([ref_mem], lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    scheduled = []
+    for _ in range(8):
+        grad = torch.randn(2, 3, generator=gen)
+        model['memory'].weight.grad = grad.clone()
+        ref_mem.grad = grad.clone()
+        for p in model['net'].parameters():
+            p.grad = torch.ones_like(p)
+        optimizer.step()
+        ref.step()
+        scheduled.append(mem_group['lr'])
+        assert HybridSGDAdam.group_lr(mem_group) == 1e-3
+        for scheduler in schedulers:
+            scheduler.step()
+    # the schedulers did move the memory group's lr (far below 1e-3): it was ignored
+    assert max(scheduled) < 1e-4 and scheduled[0] == pytest.approx(1e-8)
+    assert net_group['lr'] < 0.1 * 0.5 and HybridSGDAdam.group_lr(net_group) == net_group['lr']
+    torch.testing.assert_close(model['memory'].weight.detach(), ref_mem.detach())
+    # resume keeps the flag
+    again = HybridSGDAdam([dict(params=[model['memory'].weight], adam=True)], lr=0.1)
+    again.load_state_dict(dict(state={}, param_groups=[
+        {k: v for k, v in mem_group.items() if k != 'params'} | dict(params=[0])]))
+    assert again.param_groups[0]['fixed_lr'] == 1e-3
+
+
+def test_fixed_lr_rejects_bad_values():
+    with pytest.raises(ValueError, match='fixed_lr'):
+        HybridSGDAdam([dict(params=_params(0), fixed_lr=-1.0)], lr=0.1)
+    with pytest.raises(ValueError, match='fixed_lr'):
+        HybridSGDAdam([dict(params=_params(0), fixed_lr='1e-5')], lr=0.1)
