@@ -141,3 +141,31 @@ def test_fixed_lr_rejects_bad_values():
         HybridSGDAdam([dict(params=_params(0), fixed_lr=-1.0)], lr=0.1)
     with pytest.raises(ValueError, match='fixed_lr'):
         HybridSGDAdam([dict(params=_params(0), fixed_lr='1e-5')], lr=0.1)
+
+
+def test_hook_logs_value_means_and_drift():
+    from mmengine.logging import MessageHub, MMLogger
+
+    from lt_plugins.models.heads.iem_head import IEMHead
+    head = IEMHead(3, 2, use_local_memory=False, global_capacity=4, num_neighbors=1,
+                   warmup_iters=0)
+    mem = head.global_memory
+    mem.write(torch.tensor([[0., 0], [1., 1], [5., 5]]), torch.tensor([.2, .4, .9]),
+              torch.tensor([0, 0, 2]))
+    mem.flush()
+    with torch.no_grad():           # back-propagation moved two values
+        mem.values[0, 0] += 0.1
+        mem.values[2, 0] -= 0.3
+    hub = MessageHub.get_instance('test_iem_value_stats')
+    runner = SimpleNamespace(model=nn.ModuleDict(dict(head=head)), optim_wrapper=None,
+                             message_hub=hub, iter=9,
+                             logger=MMLogger.get_instance('test_iem_value_stats'))
+    IEMMemoryHook(log_interval=10).after_train_iter(runner, 0)
+    got = {k[len('train/global_memory_'):]: v.current()
+           for k, v in hub.log_scalars.items() if k.startswith('train/global_memory_')}
+    assert got['fill'] == pytest.approx(3 / 12)
+    assert got['value_c0'] == pytest.approx(.35) and got['value_c2'] == pytest.approx(.6)
+    assert 'value_c1' not in got                      # empty class: NaN, not logged
+    assert got['value_mean'] == pytest.approx((.35 + .6) / 2)
+    assert got['value_min'] == pytest.approx(.35) and got['value_max'] == pytest.approx(.6)
+    assert got['drift_abs'] == pytest.approx(.4 / 3) and got['drift'] == pytest.approx(-.2 / 3)
