@@ -81,3 +81,36 @@ def test_iem_switch_arms():
     cbs = Config.fromfile(f'{IEM}-memlr1e-3-cbs.py')
     assert cbs.train_dataloader.sampler.type == 'ClassBalancedSampler'
     assert cbs.optim_wrapper.paramwise_cfg.custom_keys['head.global_memory'].fixed_lr == 1e-3
+
+
+@pytest.mark.parametrize('name', ['iem_resnet10_4xb64_imagenet-lt', 'iem_resnet50_4xb64_inat2018',
+                                  'iem_resnet152_4xb64_places-lt', 'iem_resnet152_4xb64_sun-lt'])
+def test_iem_paper_configs_hold_memory_lr_at_1e_5(name):
+    cfg = Config.fromfile(f'configs/iem/{name}.py')
+    for key in ('head.global_memory', 'head.local_memory'):
+        assert cfg.optim_wrapper.paramwise_cfg.custom_keys[key].fixed_lr == 1e-5
+    assert cfg.model.head.num_neighbors == 50        # the paper's n, iNat included
+
+
+def test_sun_lt_config_reads_a_397_class_list(tmp_path):
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import DATASETS
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile('configs/iem/iem_resnet152_4xb64_sun-lt.py')
+    assert cfg.model.head.num_classes == 397 == cfg.data_preprocessor.num_classes
+    (tmp_path / 'SUN-LT_train.txt').write_text('a/x.jpg 0\nb/y.jpg 396\nb/z.jpg 396\n')
+    ds_cfg = dict(cfg.train_dataloader.dataset, data_root=str(tmp_path), pipeline=[])
+    ds = DATASETS.build(ds_cfg)
+    assert ds.get_gt_labels().tolist() == [0, 396, 396]
+    assert ds.class_counts.tolist()[396] == 2 and len(ds.class_counts) == 397
+
+
+def test_mbj_paper_schedules_count_the_memory_phase():
+    for name, total in (('mbj_resnext50_4xb128_imagenet-lt', 90),
+                        ('mbj_resnet50_4xb128_inat2018', 90),
+                        ('mbj_resnet50_4xb128_inat2018-200e', 200),
+                        ('mbj_resnet152_4xb128_places-lt', 30)):
+        cfg = Config.fromfile(f'configs/mbj/{name}.py')
+        switch = next(h for h in cfg.custom_hooks if h.type == 'MBJMemorySwitchHook')
+        assert cfg.train_cfg.max_epochs == total and switch.start_epoch == total - 10
+        assert cfg.param_scheduler[0].end == total - 10

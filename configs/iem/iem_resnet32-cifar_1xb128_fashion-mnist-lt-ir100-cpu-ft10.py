@@ -1,11 +1,11 @@
-# IEM + RSA, ResNet-32, fashion-mnist-lt-ir100, issue 18 screen: 10 epochs from the 30-epoch CE checkpoint
-# (configs/baselines/ce_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu.py) at a constant lr 0.01 -- the MBJ
-# fine-tuning schedule, so configs/mbj/ce-ft_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu.py is its
-# CE control. The IEM neck (RSA) starts from its initialisation, backbone and classifier
-# from the CE model. The paper reading of the memories: Adam at a constant 1e-5
-# (HybridSGDAdam fixed_lr: the parameter schedulers do not scale it), writes all along,
-# softmax[y] values. Switches: the -ft10-* configs (cifar10-lt-ir100), or --cfg-options
-# (see configs/iem/README.md, "Issue 18 screens").
+# IEM + RSA, ResNet-32, fashion-mnist-lt-ir100, issue 18 screen: 10 epochs from the 30-epoch CE
+# checkpoint (configs/baselines/ce_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu.py) at a
+# constant lr 0.01 -- the MBJ fine-tuning schedule, so
+# configs/mbj/ce-ft_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu.py is its CE control. The IEM
+# neck (RSA) starts from its initialisation, backbone and classifier from the CE model.
+# The paper reading of the memories: Adam at a constant 1e-5 (HybridSGDAdam fixed_lr: the
+# parameter schedulers do not scale it), writes all along, softmax[y] values. Switches: the
+# -ft10-* configs (cifar10-lt-ir100), or --cfg-options (configs/iem/README.md, issue 18).
 _base_ = ['./iem_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu.py']
 optim_wrapper = dict(
     optimizer=dict(lr=0.01),
