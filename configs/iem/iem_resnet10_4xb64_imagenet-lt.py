@@ -25,11 +25,12 @@ model = dict(
         local_regions=16,
         topk=(1, 5),
     ))
+# memories: Adam at a constant 1e-5 (the paper's; fixed_lr: the lr schedule does not scale it)
 optim_wrapper = dict(
     optimizer=dict(type='HybridSGDAdam', lr=0.1, momentum=0.9, weight_decay=5e-4),
     paramwise_cfg=dict(custom_keys={
-        'head.global_memory': dict(adam=True, lr_mult=1e-4, decay_mult=0.0),
-        'head.local_memory': dict(adam=True, lr_mult=1e-4, decay_mult=0.0),
+        'head.global_memory': dict(adam=True, fixed_lr=1e-5, decay_mult=0.0),
+        'head.local_memory': dict(adam=True, fixed_lr=1e-5, decay_mult=0.0),
     }))
 param_scheduler = [
     dict(type='StepLR', by_epoch=True, step_size=10, gamma=0.1),

@@ -1,6 +1,8 @@
-# MBJ-F on iNaturalist 2018, ResNet-50 from scratch (timm `resnet50`), single run: 90 epochs of CE
-# (cosine decay to lr 0.002), then MBJMemorySwitchHook turns the feature memory on
-# for 10 epochs at that lr (Algorithm 1: convergence, then memory at a small LR).
+# MBJ-F on iNaturalist 2018, ResNet-50 from scratch (timm `resnet50`), single run of 90 epochs in
+# all (the paper's Table 3 "90 epochs" column, 66.9; totals "following the common practice"):
+# 80 epochs of CE (cosine decay to lr 0.002), then MBJMemorySwitchHook turns the feature
+# memory on for the last 10 epochs at that lr (Algorithm 1: convergence, then memory at a
+# small LR). The 200-epoch column (70.0): mbj_resnet50_4xb128_inat2018-200e.py.
 # Memory 5 * C = 40710 slots, beta 1.5, eta 15. Another timm backbone: change `model_name`
 # and the head's `in_channels` (timm `num_features`).
 _base_ = [
@@ -8,7 +10,7 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 model_name = 'resnet50'
-memory_start_epoch = 90
+memory_start_epoch = 80  # + 10 memory epochs = 90 in all
 model = dict(
     type='AutoChannelClassifier',
     backbone=dict(type='TIMMBackbone', model_name=model_name, pretrained=False),

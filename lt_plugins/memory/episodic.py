@@ -11,7 +11,7 @@ all-reduced every step (see :class:`EpisodicMemory`). The paper's 50,000 slots x
 x 512 dims would need 102 GB of keys alone; the defaults here are 512 slots per class
 (CIFAR-100 with 64-dim keys: 13 MB of keys + values, x3 with Adam).
 """
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -62,14 +62,23 @@ class EpisodicMemory(nn.Module):
     step: every valid slot ages by one, slots read in training get age 0, then the staged
     ``(key, value)`` pairs are gathered from all ranks (rank order) and written:
 
-    * a key within ``dedupe_tol`` (squared Euclidean distance) of a stored key of its class
-      does not append: that slot's value becomes ``gamma * v_new + (1 - gamma) * v_old``
-      (Eq. 4) and its age is reset;
+    * a key within ``dedupe_tol`` (squared Euclidean distance) of a stored key of its class,
+      or within ``merge_radius`` (Euclidean distance) of it when that is set, does not
+      append: the nearest such slot's value becomes ``gamma * v_new + (1 - gamma) * v_old``
+      (Eq. 4) and its age is reset (its key is kept). Eq. 4's "the key already exists" is
+      never met exactly by augmented features; ``merge_radius`` is the radius within which
+      a new key counts as an existing one. Matches are against the keys stored before the
+      flush;
     * otherwise it is appended to a free slot, or, when the class is full, replaces the slot
       with the largest age (ties: lowest slot index);
     * inside one flush, several new keys hitting one stored slot, or bitwise-equal new keys of
       one class, resolve to the last one (rank order, then batch order); when a class receives
       more than ``capacity`` new keys, the last ``capacity`` are kept.
+
+    ``written_values`` (buffer, ``(C, S)``) holds each slot's value as last written by Eq. 3
+    or Eq. 4 (0 for empty slots; a checkpoint saved before it existed loads it as the
+    stored values, so drift counts from the load), so :meth:`value_statistics` can tell
+    how far back-propagation moved the values since.
 
     Overwritten slots are recorded so that ``IEMMemoryHook`` can zero their optimizer state
     (Adam moments of the evicted key must not push the new one).
@@ -92,6 +101,12 @@ class EpisodicMemory(nn.Module):
         gamma (float): momentum of the value update, Eq. 4. Defaults to 0.99 (as printed).
         dedupe_tol (float): squared distance under which a new key counts as an existing one.
             Defaults to 1e-6.
+        merge_radius (float, optional): Euclidean distance within which a new key merges into
+            the nearest stored key of its class (Eq. 4) instead of taking a slot. Defaults
+            to None (only ``dedupe_tol``).
+        merge_relative (bool): read ``merge_radius`` relative to the norm of the stored key
+            (merge when ``||k_new - k|| <= merge_radius * ||k||``): scale-free, so one value
+            carries over between feature extractors. Defaults to False (absolute distance).
         empty_value (float): read result of a class without valid slots. Defaults to 0.
         max_read_elements (int): distances per chunk in :meth:`read_all`. Defaults to 2**22.
     """
@@ -104,6 +119,8 @@ class EpisodicMemory(nn.Module):
                  delta: float = 1e-3,
                  gamma: float = 0.99,
                  dedupe_tol: float = 1e-6,
+                 merge_radius: Optional[float] = None,
+                 merge_relative: bool = False,
                  empty_value: float = 0.0,
                  max_read_elements: int = 2**22) -> None:
         super().__init__()
@@ -126,6 +143,9 @@ class EpisodicMemory(nn.Module):
             raise ValueError(f'EpisodicMemory: gamma={gamma} must be in [0, 1] (Eq. 4).')
         if dedupe_tol < 0:
             raise ValueError(f'EpisodicMemory: dedupe_tol={dedupe_tol} must be >= 0.')
+        if merge_radius is not None and not float(merge_radius) >= 0:
+            raise ValueError(f'EpisodicMemory: merge_radius={merge_radius} must be >= 0 (a '
+                             'Euclidean distance between keys) or None.')
         self.num_classes = int(num_classes)
         self.dim = int(dim)
         self.capacity = int(capacity)
@@ -133,6 +153,11 @@ class EpisodicMemory(nn.Module):
         self.delta = float(delta)
         self.gamma = float(gamma)
         self.dedupe_tol = float(dedupe_tol)
+        self.merge_radius = None if merge_radius is None else float(merge_radius)
+        self.merge_relative = bool(merge_relative)
+        # squared distance under which a new key merges (Eq. 4)
+        self.merge_tol = max(self.dedupe_tol,
+                             0.0 if merge_radius is None else self.merge_radius**2)
         self.empty_value = float(empty_value)
         self.max_read_elements = int(max_read_elements)
 
@@ -141,6 +166,7 @@ class EpisodicMemory(nn.Module):
         self.values = nn.Parameter(torch.zeros(shape))
         self.register_buffer('ages', torch.zeros(shape, dtype=torch.long))
         self.register_buffer('valid', torch.zeros(shape, dtype=torch.bool))
+        self.register_buffer('written_values', torch.zeros(shape))
         # Staged state of the current step. Plain attributes, not buffers: DDP's buffer
         # broadcast must not overwrite one rank's staged reads with rank 0's.
         self._pending: List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -150,10 +176,12 @@ class EpisodicMemory(nn.Module):
 
     # ------------------------------------------------------------------ info
     def memory_bytes(self, optimizer_copies: int = 0) -> int:
-        """Bytes of keys, values, ages and validity (+ ``optimizer_copies`` x keys and values)."""
+        """Bytes of keys, values, ages, validity and written values (+ ``optimizer_copies`` x
+        keys and values)."""
         params = (self.keys.numel() * self.keys.element_size()
                   + self.values.numel() * self.values.element_size())
-        buffers = self.ages.numel() * self.ages.element_size() + self.valid.numel()
+        buffers = (self.ages.numel() * self.ages.element_size() + self.valid.numel()
+                   + self.written_values.numel() * self.written_values.element_size())
         return params * (1 + optimizer_copies) + buffers
 
     def num_valid(self) -> torch.Tensor:
@@ -163,6 +191,8 @@ class EpisodicMemory(nn.Module):
     def extra_repr(self) -> str:
         return (f'num_classes={self.num_classes}, capacity={self.capacity}, dim={self.dim}, '
                 f'n={self.num_neighbors}, delta={self.delta}, gamma={self.gamma}, '
+                f'merge_radius={self.merge_radius}'
+                f'{" (relative)" if self.merge_relative else ""}, '
                 f'bytes={self.memory_bytes() / 2**20:.2f} MiB '
                 f'(+{self.memory_bytes(2) / 2**20 - self.memory_bytes() / 2**20:.2f} MiB Adam)')
 
@@ -465,7 +495,10 @@ class EpisodicMemory(nn.Module):
         near_d, near_idx = near_d[select], near_idx[select]                # (G, R)
         near_key = self.keys.data[classes.view(-1, 1).expand_as(near_idx), near_idx]
         exact = (keys - near_key).pow(2).sum(-1)                          # exact, no round-off
-        match = torch.isfinite(near_d) & (exact <= self.dedupe_tol)
+        tol = self.merge_tol
+        if self.merge_relative and self.merge_radius is not None:
+            tol = (self.merge_radius**2 * near_key.pow(2).sum(-1)).clamp_min(self.dedupe_tol)
+        match = torch.isfinite(near_d) & (exact <= tol)
 
         flat_keys = keys.reshape(-1, self.dim)
         flat_vals = values.reshape(-1)
@@ -487,6 +520,7 @@ class EpisodicMemory(nn.Module):
             c, s = hit // cap, hit % cap
             self.values.data[c, s] = (self.gamma * flat_vals[src] +
                                       (1 - self.gamma) * self.values.data[c, s])
+            self.written_values[c, s] = self.values.data[c, s].to(self.written_values)
             self.ages[c, s] = 0
             protect[c, s] = True
 
@@ -512,6 +546,7 @@ class EpisodicMemory(nn.Module):
         slots = slot_order[sorted_cls, rank]
         self.keys.data[sorted_cls, slots] = flat_keys[new]
         self.values.data[sorted_cls, slots] = flat_vals[new]
+        self.written_values[sorted_cls, slots] = flat_vals[new].to(self.written_values)
         self.valid[sorted_cls, slots] = True
         self.ages[sorted_cls, slots] = 0
         if self._overwritten is None or self._overwritten.device != self.valid.device:
@@ -553,8 +588,41 @@ class EpisodicMemory(nn.Module):
             self.values.zero_()
         self.ages.zero_()
         self.valid.zero_()
+        self.written_values.zero_()
         self._pending, self._read_mask, self._step_pending = [], None, False
         self._overwritten = None
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs) -> None:
+        # checkpoints from before `written_values` existed: drift counts from the load
+        key = prefix + 'written_values'
+        if key not in state_dict and prefix + 'values' in state_dict:
+            state_dict[key] = state_dict[prefix + 'values'].detach().clone()
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    # ------------------------------------------------------------- statistics
+    @torch.no_grad()
+    def value_statistics(self) -> Dict[str, torch.Tensor]:
+        """What the values hold and how far training moved them since they were written.
+
+        Returns ``(C,)`` float64 tensors (NaN for a class without valid slots):
+        ``value_mean`` (mean stored value per class), ``drift_mean``
+        (mean of ``value - written_value``: the signed move by back-propagation since the
+        last Eq. 3 / Eq. 4 write) and ``drift_abs_mean`` (mean of its absolute value).
+        """
+        values = self.values.detach().double()
+        drift = values - self.written_values.double()
+
+        def _per_class(x, mask):
+            total = torch.where(mask, x, torch.zeros_like(x)).sum(1)
+            count = mask.sum(1)
+            out = total / count.clamp_min(1)
+            return out.masked_fill(count == 0, float('nan')).cpu()
+
+        return dict(value_mean=_per_class(values, self.valid),
+                    drift_mean=_per_class(drift, self.valid),
+                    drift_abs_mean=_per_class(drift.abs(), self.valid))
 
 
 __all__ = ['EpisodicMemory', 'squared_distances']

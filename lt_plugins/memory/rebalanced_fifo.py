@@ -130,7 +130,10 @@ class RebalancedFIFOMemory(nn.Module):
     State (all buffers, saved in checkpoints): ``feats (size, dim) float32``, ``labels (size,)
     long`` (-1 when empty), ``valid (size,) bool``, ``ptr`` (global write pointer),
     ``class_ptr (C,)`` (per-class write pointers), ``step`` (number of enqueue calls),
-    ``class_counts (C,) long``.
+    ``class_counts (C,) long``, ``write_step (size,) long`` (the ``step`` count just after the
+    call that wrote each slot, -1 when empty or unknown: ``step - write_step`` is the age of
+    a stored feature in enqueue calls, i.e. training iterations, its staleness). A checkpoint
+    saved before ``write_step`` existed loads with it at -1 (age unknown).
 
     Args:
         size (int): number of slots (paper: ``5 * C``). Must be >= 1.
@@ -194,6 +197,7 @@ class RebalancedFIFOMemory(nn.Module):
         self.register_buffer('class_ptr', torch.zeros(self.num_classes, dtype=torch.long))
         self.register_buffer('step', torch.zeros((), dtype=torch.long))
         self.register_buffer('class_counts', torch.zeros(self.num_classes, dtype=torch.long))
+        self.register_buffer('write_step', torch.full((self.size, ), -1, dtype=torch.long))
         self._explicit_counts = class_counts is not None
         if class_counts is not None:
             self._write_counts(class_counts)
@@ -320,6 +324,7 @@ class RebalancedFIFOMemory(nn.Module):
         self.feats[pos] = feats[keep]
         self.labels[pos] = labels[keep]
         self.valid[pos] = True
+        self.write_step[pos] = self.step
 
     @torch.no_grad()
     def reset(self) -> None:
@@ -329,6 +334,16 @@ class RebalancedFIFOMemory(nn.Module):
         self.valid.zero_()
         self.ptr.zero_()
         self.class_ptr.zero_()
+        self.write_step.fill_(-1)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs) -> None:
+        # checkpoints from before `write_step` existed: the age of their entries is unknown
+        key = prefix + 'write_step'
+        if key not in state_dict and prefix + 'feats' in state_dict:
+            state_dict[key] = torch.full_like(self.write_step, -1)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     # -- read -----------------------------------------------------------------------------
     def get(self) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -339,6 +354,13 @@ class RebalancedFIFOMemory(nn.Module):
     def fill_ratio(self) -> float:
         """Fraction of slots holding an entry."""
         return float(self.valid.float().mean())
+
+    def staleness(self) -> torch.Tensor:
+        """``(size,)`` age in enqueue calls (training iterations) of each stored feature:
+        0 for one written by the latest call; -1 for empty slots or an unknown age."""
+        known = self.valid & (self.write_step >= 0)
+        return torch.where(known, self.step - self.write_step,
+                           torch.full_like(self.write_step, -1))
 
     def class_occupancy(self) -> torch.Tensor:
         """Number of valid entries per class ``(C,)``."""

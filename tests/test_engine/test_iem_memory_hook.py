@@ -1,6 +1,7 @@
 """HybridSGDAdam equals torch SGD / Adam per group; IEMMemoryHook resets overwritten slots."""
 from types import SimpleNamespace
 
+import pytest
 import torch
 import torch.nn as nn
 from mmengine.optim import OptimWrapper
@@ -88,3 +89,83 @@ def test_reset_optimizer_slots_and_hook_flush():
             torch.testing.assert_close(
                 optimizer.state[head.global_memory.keys]['exp_avg'][kept], state_before[kept])
     assert head.global_memory.valid.all()
+
+
+def test_fixed_lr_group_ignores_warmup_and_cosine_schedulers():
+    """A ``fixed_lr`` group is updated at exactly that lr under warm-up + cosine (mmengine's
+    schedulers scale every group's ``lr``); the other group follows the schedule."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.optim.scheduler import CosineAnnealingLR, LinearLR
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmpretrain')
+
+    model = nn.ModuleDict(dict(net=nn.Linear(3, 2), memory=nn.Linear(3, 2, bias=False)))
+    ref_mem = nn.Parameter(model['memory'].weight.detach().clone())
+    wrapper = build_optim_wrapper(model, dict(
+        optimizer=dict(type='HybridSGDAdam', lr=0.1, momentum=0.9, weight_decay=0.0),
+        paramwise_cfg=dict(custom_keys={'memory': dict(adam=True, lr_mult=1e-4,
+                                                       decay_mult=0.0, fixed_lr=1e-3)})))
+    optimizer = wrapper.optimizer
+    mem_group = next(g for g in optimizer.param_groups if g['adam'])
+    net_group = next(g for g in optimizer.param_groups if not g['adam'])
+    schedulers = [LinearLR(optimizer, start_factor=1e-3, by_epoch=False, begin=0, end=3),
+                  CosineAnnealingLR(optimizer, T_max=5, by_epoch=False, begin=3, end=8)]
+    ref = torch.optim.Adam([ref_mem], lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    scheduled = []
+    for _ in range(8):
+        grad = torch.randn(2, 3, generator=gen)
+        model['memory'].weight.grad = grad.clone()
+        ref_mem.grad = grad.clone()
+        for p in model['net'].parameters():
+            p.grad = torch.ones_like(p)
+        optimizer.step()
+        ref.step()
+        scheduled.append(mem_group['lr'])
+        assert HybridSGDAdam.group_lr(mem_group) == 1e-3
+        for scheduler in schedulers:
+            scheduler.step()
+    # the schedulers did move the memory group's lr (far below 1e-3): it was ignored
+    assert max(scheduled) < 1e-4 and scheduled[0] == pytest.approx(1e-8)
+    assert net_group['lr'] < 0.1 * 0.5 and HybridSGDAdam.group_lr(net_group) == net_group['lr']
+    torch.testing.assert_close(model['memory'].weight.detach(), ref_mem.detach())
+    # resume keeps the flag
+    again = HybridSGDAdam([dict(params=[model['memory'].weight], adam=True)], lr=0.1)
+    again.load_state_dict(dict(state={}, param_groups=[
+        {k: v for k, v in mem_group.items() if k != 'params'} | dict(params=[0])]))
+    assert again.param_groups[0]['fixed_lr'] == 1e-3
+
+
+def test_fixed_lr_rejects_bad_values():
+    with pytest.raises(ValueError, match='fixed_lr'):
+        HybridSGDAdam([dict(params=_params(0), fixed_lr=-1.0)], lr=0.1)
+    with pytest.raises(ValueError, match='fixed_lr'):
+        HybridSGDAdam([dict(params=_params(0), fixed_lr='1e-5')], lr=0.1)
+
+
+def test_hook_logs_value_means_and_drift():
+    from mmengine.logging import MessageHub, MMLogger
+
+    from lt_plugins.models.heads.iem_head import IEMHead
+    head = IEMHead(3, 2, use_local_memory=False, global_capacity=4, num_neighbors=1,
+                   warmup_iters=0)
+    mem = head.global_memory
+    mem.write(torch.tensor([[0., 0], [1., 1], [5., 5]]), torch.tensor([.2, .4, .9]),
+              torch.tensor([0, 0, 2]))
+    mem.flush()
+    with torch.no_grad():           # back-propagation moved two values
+        mem.values[0, 0] += 0.1
+        mem.values[2, 0] -= 0.3
+    hub = MessageHub.get_instance('test_iem_value_stats')
+    runner = SimpleNamespace(model=nn.ModuleDict(dict(head=head)), optim_wrapper=None,
+                             message_hub=hub, iter=9,
+                             logger=MMLogger.get_instance('test_iem_value_stats'))
+    IEMMemoryHook(log_interval=10).after_train_iter(runner, 0)
+    got = {k[len('train/global_memory_'):]: v.current()
+           for k, v in hub.log_scalars.items() if k.startswith('train/global_memory_')}
+    assert got['fill'] == pytest.approx(3 / 12)
+    assert got['value_c0'] == pytest.approx(.35) and got['value_c2'] == pytest.approx(.6)
+    assert 'value_c1' not in got                      # empty class: NaN, not logged
+    assert got['value_mean'] == pytest.approx((.35 + .6) / 2)
+    assert got['value_min'] == pytest.approx(.35) and got['value_max'] == pytest.approx(.6)
+    assert got['drift_abs'] == pytest.approx(.4 / 3) and got['drift'] == pytest.approx(-.2 / 3)

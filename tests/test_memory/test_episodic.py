@@ -246,7 +246,7 @@ def test_errors_and_bytes():
     mem = EpisodicMemory(3, 4, capacity=5, num_neighbors=2)
     with pytest.raises(ValueError, match='dim=4'):
         mem.read(torch.randn(2, 7), torch.tensor([0, 1]))
-    assert mem.memory_bytes() == 3 * 5 * 4 * 4 + 3 * 5 * 4 + 3 * 5 * 8 + 3 * 5
+    assert mem.memory_bytes() == 3 * 5 * 4 * 4 + 3 * 5 * 4 + 3 * 5 * 8 + 3 * 5 + 3 * 5 * 4
     assert mem.memory_bytes(2) - mem.memory_bytes() == 2 * (3 * 5 * 4 * 4 + 3 * 5 * 4)
     assert 'MiB' in repr(mem)
 
@@ -282,3 +282,101 @@ def test_two_process_gloo_matches_single_process_on_global_batch():
         assert torch.equal(results[0][key], results[1][key]), key
         assert torch.equal(results[0][key], single[key]), key
     assert single['valid'].any() and (single['ages'] > 0).any()
+
+
+def _merge_reference(keys, values, valid, new_keys, new_vals, new_cls, radius, gamma,
+                     relative=False):
+    """Loop reference of a flush with a merge radius (matches against the pre-flush keys,
+    the last new key hitting a slot wins, the others fill free slots in slot order)."""
+    keys, values, valid = keys.clone(), values.clone(), valid.clone()
+    stored = keys.clone()
+    was_valid = valid.clone()
+    hits, appends = {}, []
+    for k, v, c in zip(new_keys, new_vals, new_cls.tolist()):
+        best, best_s = None, None
+        for s in range(keys.shape[1]):
+            if was_valid[c, s]:
+                d = float(((k - stored[c, s])**2).sum())
+                if best is None or d < best:
+                    best, best_s = d, s
+        limit = radius**2 * (float((stored[c, best_s]**2).sum()) if relative and best is not None
+                             else 1.0)
+        if best is not None and best <= max(limit, 1e-6):
+            hits[(c, best_s)] = float(v)
+        else:
+            appends.append((k, float(v), c))
+    written = torch.full(values.shape, float('nan'), dtype=values.dtype)  # NaN: unchanged
+    for (c, s), v in hits.items():
+        values[c, s] = gamma * v + (1 - gamma) * values[c, s]
+        written[c, s] = values[c, s]
+    for k, v, c in appends:
+        s = int((~valid[c]).nonzero()[0])
+        keys[c, s], values[c, s], valid[c, s], written[c, s] = k, v, True, v
+    return keys, values, valid, written
+
+
+@pytest.mark.parametrize('radius,relative', [(0.3, False), (None, False), (0.02, True)])
+def test_merge_radius_matches_brute_force(radius, relative):
+    gen = torch.Generator().manual_seed(3)
+    mem = EpisodicMemory(3, 4, capacity=40, num_neighbors=2, gamma=0.9,
+                         merge_radius=radius, merge_relative=relative).double()
+    stored = torch.randn(3, 6, 4, generator=gen, dtype=torch.float64) * 3
+    mem.write(stored.reshape(-1, 4), torch.rand(18, generator=gen, dtype=torch.float64),
+              torch.arange(3).repeat_interleave(6))
+    mem.flush()
+    # new keys: half near a stored key of their class (within 0.1-0.25), half far away
+    cls = torch.randint(0, 3, (30, ), generator=gen)
+    base = stored[cls, torch.randint(0, 6, (30, ), generator=gen)]
+    noise = torch.randn(30, 4, generator=gen, dtype=torch.float64)
+    noise = noise / noise.norm(dim=1, keepdim=True) * (0.1 + 0.15 * torch.rand(
+        30, 1, generator=gen, dtype=torch.float64))
+    far = torch.arange(30) % 2 == 1
+    new = torch.where(far.view(-1, 1), base + 10 + noise, base + noise)
+    vals = torch.rand(30, generator=gen, dtype=torch.float64)
+    ref = _merge_reference(mem.keys.detach(), mem.values.detach(), mem.valid, new, vals, cls,
+                           radius or 0.0, 0.9, relative)
+    before_written = mem.written_values.clone()
+    mem.write(new, vals, cls)
+    mem.flush()
+    torch.testing.assert_close(mem.keys.detach(), ref[0])
+    torch.testing.assert_close(mem.values.detach(), ref[1])
+    assert torch.equal(mem.valid, ref[2])
+    written = torch.where(torch.isnan(ref[3]), before_written, ref[3])
+    torch.testing.assert_close(mem.written_values, written, equal_nan=True)
+    merged = int(mem.valid.sum()) - 18
+    if radius is None:
+        assert merged == 30          # nothing is ever within 1e-6: every key takes a slot
+    elif not relative:
+        assert merged == 15          # only the far half appends
+    else:   # 0.02 x the key norm (~0.12 here, absolute 0.02 would merge none): some near
+        assert 15 < merged < 30      # keys merge, as the reference says
+
+
+def test_merge_radius_rejects_negative():
+    with pytest.raises(ValueError, match='merge_radius'):
+        EpisodicMemory(2, 2, capacity=2, num_neighbors=1, merge_radius=-0.1)
+
+
+def test_value_statistics_drift_and_old_checkpoints():
+    mem = EpisodicMemory(3, 2, capacity=3, num_neighbors=1).double()
+    _write(mem, [[0., 0], [1., 1], [5., 5]], [.2, .4, .9], [0, 0, 2])
+    with torch.no_grad():       # what back-propagation would do to the values
+        mem.values[0, 0] += 0.1
+        mem.values[2, 0] -= 0.3
+    stats = mem.value_statistics()
+    torch.testing.assert_close(stats['value_mean'][[0, 2]],
+                               torch.tensor([(.3 + .4) / 2, .6], dtype=torch.float64))
+    assert torch.isnan(stats['value_mean'][1])
+    torch.testing.assert_close(stats['drift_mean'][[0, 2]],
+                               torch.tensor([.05, -.3], dtype=torch.float64))
+    torch.testing.assert_close(stats['drift_abs_mean'][[0, 2]],
+                               torch.tensor([.05, .3], dtype=torch.float64))
+    # a checkpoint saved before `written_values` existed loads strictly, drift from the load
+    old = {k: v for k, v in mem.state_dict().items() if k != 'written_values'}
+    fresh = EpisodicMemory(3, 2, capacity=3, num_neighbors=1).double()
+    assert not fresh.load_state_dict(old).missing_keys
+    assert fresh.value_statistics()['drift_abs_mean'][[0, 2]].tolist() == [0.0, 0.0]
+    torch.testing.assert_close(fresh.value_statistics()['value_mean'][[0, 2]],
+                               stats['value_mean'][[0, 2]])
+    mem.reset()
+    assert not mem.written_values.any()

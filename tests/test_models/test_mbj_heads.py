@@ -243,3 +243,48 @@ def test_angular_spread_hand_computed():
     assert stats['fill'] == 0.5 and stats['many_share'] == 0.5 and stats['tail_share'] == 0.5
     assert stats['spread_many_deg'] == pytest.approx(45.0)
     assert stats['spread_tail_deg'] == pytest.approx(45.0)
+
+
+def test_memory_staleness_and_class_shares():
+    # beta 0: every pair admitted; global ring of 4 slots
+    bank = MODELS.build(dict(type='RebalancedFIFOMemory', size=4, dim=2, num_classes=3,
+                             beta=0.0, class_counts=[500, 50, 5]))
+    assert bank.staleness().tolist() == [-1, -1, -1, -1]
+    f = torch.ones(3, 2)
+    bank.enqueue(f, torch.tensor([0, 0, 2]))     # step 1: slots 0-2
+    bank.enqueue(f[:1], torch.tensor([1]))       # step 2: slot 3
+    bank.enqueue(f[:1], torch.tensor([2]))       # step 3: slot 0 (oldest) overwritten
+    assert bank.write_step.tolist() == [3, 1, 1, 2]
+    assert bank.staleness().tolist() == [0, 2, 2, 1]
+    stats = memory_statistics(bank, many_shot_thr=100)
+    # stored labels [2, 0, 2, 1]: shares 1/4, 1/4, 1/2
+    assert stats['share_c0'] == 0.25 and stats['share_c1'] == 0.25 and stats['share_c2'] == 0.5
+    assert stats['share_max'] == 0.5 and stats['share_min'] == 0.25
+    assert stats['staleness_mean'] == pytest.approx(5 / 4) and stats['staleness_max'] == 2
+    assert stats['staleness_many'] == 2.0                    # class 0 (slot 1)
+    assert stats['staleness_tail'] == pytest.approx(1.0)     # slots 0, 2, 3: ages 0, 2, 1
+    assert 'share_c0' not in memory_statistics(bank, per_class_max=2)
+    # per-class rings record their write step too; reset forgets it
+    rings = MODELS.build(dict(type='RebalancedFIFOMemory', size=None, per_class_slots=2, dim=2,
+                              num_classes=2, beta=0.0, class_counts=[5, 5]))
+    rings.enqueue(torch.ones(3, 2), torch.tensor([1, 1, 1]))
+    rings.enqueue(torch.ones(1, 2), torch.tensor([0]))
+    assert rings.write_step.tolist() == [2, -1, 1, 1]
+    assert rings.staleness().tolist() == [0, -1, 1, 1]
+    rings.reset()
+    assert rings.write_step.tolist() == [-1] * 4
+
+
+def test_memory_loads_checkpoint_without_write_step():
+    bank = MODELS.build(dict(type='RebalancedFIFOMemory', size=3, dim=2, num_classes=2,
+                             beta=0.0, class_counts=[5, 5]))
+    bank.enqueue(torch.ones(2, 2), torch.tensor([0, 1]))
+    state = bank.state_dict()
+    fresh = MODELS.build(dict(type='RebalancedFIFOMemory', size=3, dim=2, num_classes=2,
+                              beta=0.0, class_counts=[5, 5]))
+    fresh.load_state_dict(state)                 # resume keeps the ages
+    assert fresh.staleness().tolist() == [0, 0, -1]
+    old = {k: v for k, v in state.items() if k != 'write_step'}
+    result = fresh.load_state_dict(old)          # strict: no missing key for old checkpoints
+    assert not result.missing_keys and fresh.write_step.tolist() == [-1, -1, -1]
+    assert math.isnan(memory_statistics(fresh)['staleness_mean'])

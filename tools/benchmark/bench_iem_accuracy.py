@@ -74,6 +74,30 @@ VARIANTS: Dict[str, dict] = {
         'model.head.inference_weights': dict(classifier=0.0, global_memory=0.5,
                                              local_memory=0.5)},
 }
+# Issue 18: the memory Adam lr held constant (HybridSGDAdam ``fixed_lr``: the warm-up and
+# cosine schedulers no longer scale it), alone and with the other switches, 30 epochs from
+# scratch -- the full runs for the winners of the 10-epoch screens
+# (configs/iem/*-cpu-ft10*.py).
+_FIXED_1E3 = {'optim_wrapper.paramwise_cfg.custom_keys': {
+    'head.global_memory': dict(adam=True, fixed_lr=1e-3, decay_mult=0.0),
+    'head.local_memory': dict(adam=True, fixed_lr=1e-3, decay_mult=0.0)}}
+VARIANTS.update({
+    'memlr1e-5-const': {'optim_wrapper.paramwise_cfg.custom_keys': {
+        'head.global_memory': dict(adam=True, fixed_lr=1e-5, decay_mult=0.0),
+        'head.local_memory': dict(adam=True, fixed_lr=1e-5, decay_mult=0.0)}},
+    'memlr1e-3-const': dict(_FIXED_1E3),
+    'learnable-values': dict(_FIXED_1E3, **{'model.head.write_after_warmup': False,
+                                            'model.head.warmup_value': 'logit'}),
+    'memlr1e-3-const-frozen-writes': dict(_FIXED_1E3,
+                                          **{'model.head.write_after_warmup': False}),
+    'memlr1e-3-const-logit': dict(_FIXED_1E3, **{'model.head.warmup_value': 'logit'}),
+    'memlr1e-3-const-cbs': dict(_FIXED_1E3, **{'train_dataloader.sampler': dict(
+        type='ClassBalancedSampler', shuffle=True)}),
+    'memlr1e-3-const-e2e': dict(_FIXED_1E3, **{'model.head.memory_loss_to_backbone': True}),
+    'memlr1e-3-const-merge': dict(_FIXED_1E3, **{'model.head.merge_radius': 0.05,
+                                                 'model.head.merge_relative': True}),
+})
+
 # Inference-only readings of any trained variant T, named 'T@reading' (e.g. 'no-rsa@keys').
 _MEMORY_ONLY = {'model.head.inference_weights': dict(classifier=0.0, global_memory=0.5,
                                                      local_memory=0.5)}

@@ -81,6 +81,37 @@ READINGS: Dict[str, dict] = {
     'paper+crt': {'__then_crt__': True},
     'beta1+crt': {'model.head.memory.beta': 1.0, '__then_crt__': True},
 }
+# Issue 18 screens (trainable backbone). (1) the memory-phase lr: 1e-3, 1e-4, or lr 0.01
+# with the backbone at lr_mult 0.1, each next to its CE fine-tuning control at the same lr
+# (the 'ce-ft-*' readings: the same config with the memory off; they are controls, not MBJ
+# readings: leave them out of the choice). (2) the memory mix at lr 1e-3: beta 1, per-class
+# rings (5 slots each: a class-balanced memory of the paper's 5C size), L_memory over the
+# memory capacity. (3) MBJ at lr 1e-3 then cRT. Configs: configs/mbj/*-cpu-lr1e-3*.py etc.
+_LR1E3 = {'optim_wrapper.optimizer.lr': 0.001}
+_LR1E4 = {'optim_wrapper.optimizer.lr': 0.0001}
+_BB_MULT = {'optim_wrapper.paramwise_cfg': dict(custom_keys={'backbone': dict(lr_mult=0.1)})}
+_CE_FT = {'model.head.memory_enabled': False, 'custom_hooks': [dict(type='ClassCountsHook')]}
+READINGS.update({
+    'ce-ft-lr1e-3': dict(_CE_FT, **_LR1E3),
+    'ce-ft-lr1e-4': dict(_CE_FT, **_LR1E4),
+    'ce-ft-bbmult0.1': dict(_CE_FT, **_BB_MULT),
+    'lr1e-3': dict(_LR1E3),
+    'lr1e-4': dict(_LR1E4),
+    'bbmult0.1': dict(_BB_MULT),
+    'lr1e-3-beta1': dict(_LR1E3, **{'model.head.memory.beta': 1.0}),
+    'lr1e-3-perclass5': dict(_LR1E3, **{'model.head.memory.size': None,
+                                        'model.head.memory.per_class_slots': 5}),
+    'lr1e-3-capacity': dict(_LR1E3, **{'model.head.memory_reduction': 'capacity'}),
+    'lr1e-3-size50C-eta5': dict(_LR1E3, **{'model.head.memory.size': 'x50C',
+                                           'model.head.eta': 5.0}),
+    'lr1e-3+crt': dict(_LR1E3, __then_crt__=True),
+})
+# `--readings` of the issue 18 screens: (1) first; (2)-(3) at the lr (1) picks on val.
+SCREEN_LR_READINGS = ('ce-ft-lr1e-3', 'lr1e-3', 'ce-ft-lr1e-4', 'lr1e-4', 'ce-ft-bbmult0.1',
+                      'bbmult0.1')
+SCREEN_MEMORY_READINGS = ('ce-ft-lr1e-3', 'lr1e-3', 'lr1e-3-beta1', 'lr1e-3-perclass5',
+                          'lr1e-3-capacity', 'lr1e-3-size50C-eta5', 'lr1e-3+crt', 'paper',
+                          'paper+crt')
 # First pass, in priority order (see the probe numbers in the MBJ report): the frozen
 # readings that won the cached-feature probe, the same memories with a trainable backbone,
 # the literal paper reading for the record, and MBJ followed by cRT.

@@ -1,5 +1,5 @@
 """Apply IEM's staged memory writes after each optimizer step and keep the optimizer clean."""
-from typing import Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import torch
 from mmengine.hooks import Hook
@@ -35,6 +35,28 @@ def reset_optimizer_slots(optimizer: torch.optim.Optimizer, param: torch.Tensor,
     return touched
 
 
+def memory_value_summary(mem, per_class_max: int = 20) -> Dict[str, float]:
+    """Scalars of one ``EpisodicMemory``: fill, value means and drift (see IEMMemoryHook)."""
+    stats = mem.value_statistics()
+
+    def _reduce(x, fn):
+        x = x[~torch.isnan(x)]
+        return float(fn(x)) if x.numel() else float('nan')
+
+    valid = mem.valid
+    drift = (mem.values.detach().double() - mem.written_values.double())[valid]
+    out = dict(fill=float(valid.float().mean()),
+               value_mean=_reduce(stats['value_mean'], torch.mean),
+               value_min=_reduce(stats['value_mean'], torch.min),
+               value_max=_reduce(stats['value_mean'], torch.max),
+               drift_abs=float(drift.abs().mean()) if drift.numel() else float('nan'),
+               drift=float(drift.mean()) if drift.numel() else float('nan'))
+    if mem.num_classes <= per_class_max:
+        for c, value in enumerate(stats['value_mean'].tolist()):
+            out[f'value_c{c}'] = value
+    return out
+
+
 @HOOKS.register_module()
 class IEMMemoryHook(Hook):
     """Flush the episodic memories of every ``IEMHead`` once per training step.
@@ -51,15 +73,26 @@ class IEMMemoryHook(Hook):
     Without this hook ``IEMHead.loss`` still applies the staged step at the start of the
     next iteration, but overwritten slots keep their optimizer state.
 
+    Every ``log_interval`` iterations it logs, per memory, the fill ratio and what the values
+    hold (:meth:`EpisodicMemory.value_statistics`): ``<memory>_value_mean`` (over classes),
+    ``_value_min`` / ``_value_max`` (smallest / largest class mean: values that stay
+    head-biased show here), ``_drift_abs`` / ``_drift`` (mean absolute / signed move of the
+    values by back-propagation since their last write: ~0 means the memory only stores
+    write-time confidences) and, for at most ``per_class_max`` classes,
+    ``_value_c<i>``; also one ``runner.logger`` line.
+
     Args:
-        log_interval (int): log memory fill ratios every this many iterations (0: never).
+        log_interval (int): log memory statistics every this many iterations (0: never).
             Defaults to 0.
+        per_class_max (int): log each class's mean value when ``C`` is at most this.
+            Defaults to 20.
     """
 
     priority = 'ABOVE_NORMAL'
 
-    def __init__(self, log_interval: int = 0) -> None:
+    def __init__(self, log_interval: int = 0, per_class_max: int = 20) -> None:
         self.log_interval = int(log_interval)
+        self.per_class_max = int(per_class_max)
 
     @staticmethod
     def _heads(runner) -> List:
@@ -100,8 +133,12 @@ class IEMMemoryHook(Hook):
                     reset_optimizer_slots(optimizer, mem.values, mask)
             if self.log_interval and self.every_n_train_iters(runner, self.log_interval):
                 for name, mem in head.memories():
-                    fill = mem.valid.float().mean().item()
-                    runner.message_hub.update_scalar(f'train/{name}_fill', fill)
+                    stats = memory_value_summary(mem, self.per_class_max)
+                    for key, value in stats.items():
+                        if value == value:  # not NaN
+                            runner.message_hub.update_scalar(f'train/{name}_{key}', value)
+                    runner.logger.info(f'{name}: ' + ', '.join(
+                        f'{k}={v:.4f}' for k, v in stats.items() if not k.startswith('value_c')))
 
 
-__all__ = ['IEMMemoryHook', 'reset_optimizer_slots']
+__all__ = ['IEMMemoryHook', 'memory_value_summary', 'reset_optimizer_slots']

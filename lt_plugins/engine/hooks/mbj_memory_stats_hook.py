@@ -1,4 +1,4 @@
-"""Log what an MBJ memory holds: fill, head/tail occupancy, within-class angular spread."""
+"""Log what an MBJ memory holds: fill, class shares, staleness, within-class angular spread."""
 import math
 from typing import Dict
 
@@ -33,8 +33,17 @@ def within_class_angular_spread(feats: torch.Tensor, labels: torch.Tensor,
     return out
 
 
-def memory_statistics(bank: RebalancedFIFOMemory, many_shot_thr: int = 100) -> Dict[str, float]:
-    """Fill ratio, share of entries from many-shot / other classes, and angular spreads."""
+def memory_statistics(bank: RebalancedFIFOMemory, many_shot_thr: int = 100,
+                      per_class_max: int = 20) -> Dict[str, float]:
+    """Fill ratio, class shares, staleness and angular spreads of one memory bank.
+
+    Class shares: fraction of the stored entries per class (``share_max`` / ``share_min`` over
+    the classes present, and ``share_c<i>`` for every class when ``C <= per_class_max``); with
+    eta, they are the prior the memory term pushes the classifier towards (Eq. 1-2).
+    Staleness: age of the stored features in training iterations (``bank.staleness()``):
+    ``staleness_mean`` / ``_max`` and the mean over many-shot / tail entries; NaN when no
+    stored entry has a known age.
+    """
     feats, labels = bank.get()
     counts = bank.class_counts.cpu()
     many = counts > many_shot_thr
@@ -53,6 +62,26 @@ def memory_statistics(bank: RebalancedFIFOMemory, many_shot_thr: int = 100) -> D
                  spread_deg=_nanmean(spread),
                  spread_many_deg=_nanmean(spread[many]),
                  spread_tail_deg=_nanmean(spread[~many]))
+    share = occ / total
+    present = occ > 0
+    stats['share_max'] = float(share.max()) if bool(present.any()) else float('nan')
+    stats['share_min'] = float(share[present].min()) if bool(present.any()) else float('nan')
+    if bank.num_classes <= per_class_max:
+        for c in range(bank.num_classes):
+            stats[f'share_c{c}'] = float(share[c])
+    age = bank.staleness().cpu()
+    slot_labels = bank.labels.cpu()
+    known = age >= 0
+    slot_many = torch.zeros_like(known)
+    slot_many[known] = many[slot_labels[known]]
+
+    def _mean_age(mask):
+        return float(age[mask].double().mean()) if bool(mask.any()) else float('nan')
+
+    stats['staleness_mean'] = _mean_age(known)
+    stats['staleness_max'] = float(age[known].max()) if bool(known.any()) else float('nan')
+    stats['staleness_many'] = _mean_age(known & slot_many)
+    stats['staleness_tail'] = _mean_age(known & ~slot_many)
     return stats
 
 
@@ -63,23 +92,30 @@ class MBJMemoryStatsHook(Hook):
     Logged through mmengine's message hub (``train/<bank>/<stat>``, printed by ``LoggerHook``
     and written to the visualiser backends) and as one ``runner.logger`` line: fill ratio,
     share of memorised entries from many-shot classes (``N_c > many_shot_thr``) vs the rest
-    (the tail), number of classes present, and the within-class angular spread of memorised
-    vectors in degrees (MBJ Fig. 2), overall / many-shot / tail. A memory that stays empty,
-    holds only head classes, or shows ~0 degrees of spread explains an MBJ run that does not
-    help.
+    (the tail), number of classes present, the class shares (largest / smallest, and per
+    class for up to ``per_class_max`` classes), the staleness of the stored features (age
+    in iterations since their write: mean, max, many-shot, tail) and the within-class
+    angular spread of memorised vectors in degrees (MBJ Fig. 2), overall / many-shot / tail.
+    A memory that stays empty, holds only head classes, is dominated by the rarest class
+    (an over-correcting prior under eta), holds features much older than the backbone's
+    recent updates, or shows ~0 degrees of spread explains an MBJ run that does not help.
 
     Args:
         interval (int): iterations between two reports. Defaults to 50.
         many_shot_thr (int): head/tail threshold on training counts. Defaults to 100.
+        per_class_max (int): log ``share_c<i>`` of every class when ``C`` is at most this.
+            Defaults to 20.
     """
 
     priority = 'LOW'
 
-    def __init__(self, interval: int = 50, many_shot_thr: int = 100) -> None:
+    def __init__(self, interval: int = 50, many_shot_thr: int = 100,
+                 per_class_max: int = 20) -> None:
         if interval < 1:
             raise ValueError(f'MBJMemoryStatsHook: interval must be >= 1, got {interval}.')
         self.interval = interval
         self.many_shot_thr = many_shot_thr
+        self.per_class_max = int(per_class_max)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if not self.every_n_train_iters(runner, self.interval):
@@ -88,7 +124,7 @@ class MBJMemoryStatsHook(Hook):
         for name, module in model.named_modules():
             if not isinstance(module, RebalancedFIFOMemory):
                 continue
-            stats = memory_statistics(module, self.many_shot_thr)
+            stats = memory_statistics(module, self.many_shot_thr, self.per_class_max)
             for key, value in stats.items():
                 if not math.isnan(value):
                     runner.message_hub.update_scalar(f'train/{name}/{key}', value)

@@ -15,6 +15,13 @@ key of a custom_keys entry into the parameter group)::
 
 ``lr_mult`` is the memory lr over the base lr (1e-5 / 0.1). Parameter schedulers scale every
 group, the memory's too; its lr stays ``lr_mult`` times the backbone's.
+
+mmengine's parameter schedulers write ``lr`` into every parameter group and have no way to
+skip one. A group with ``fixed_lr=<value>`` (a custom_keys entry such as
+``dict(adam=True, fixed_lr=1e-5, decay_mult=0.0)``) is therefore updated with that value,
+whatever the schedulers wrote into its ``lr``: the paper's memory lr held constant while
+warm-up and cosine drive the network's. The group's ``lr`` (what the schedulers and the logs
+see) is then not the lr used.
 """
 from typing import Callable, Iterable, List, Optional, Tuple
 
@@ -45,20 +52,36 @@ class HybridSGDAdam(Optimizer):
         betas (tuple): Adam betas. Defaults to (0.9, 0.999).
         eps (float): Adam epsilon. Defaults to 1e-8.
         adam (bool): default rule of groups that do not say. Defaults to False.
+        fixed_lr (float, optional): default constant lr of groups that do not say; a group
+            whose ``fixed_lr`` is not None is updated with it instead of its (scheduled)
+            ``lr``. Defaults to None (every group follows its ``lr``).
     """
 
     def __init__(self, params: Iterable, lr: float, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
                  betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 adam: bool = False) -> None:
+                 adam: bool = False, fixed_lr: Optional[float] = None) -> None:
         if lr < 0:
             raise ValueError(f'HybridSGDAdam: invalid lr={lr}.')
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError('HybridSGDAdam: nesterov needs momentum > 0 and dampening = 0.')
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov, betas=tuple(betas),
-                        eps=eps, adam=adam)
+                        eps=eps, adam=adam, fixed_lr=fixed_lr)
         super().__init__(params, defaults)
+        for group in self.param_groups:
+            value = group['fixed_lr']
+            if value is not None and (isinstance(value, bool) or
+                                      not isinstance(value, (int, float)) or value < 0):
+                raise ValueError(f'HybridSGDAdam: fixed_lr={value!r} of a parameter group must '
+                                 'be None or a non-negative number (the constant lr of that '
+                                 'group, e.g. 1e-5 for the IEM memories).')
+
+    @staticmethod
+    def group_lr(group: dict) -> float:
+        """The lr a group is updated with: its ``fixed_lr`` if set, else its ``lr``."""
+        fixed = group.get('fixed_lr')
+        return group['lr'] if fixed is None else float(fixed)
 
     @torch.no_grad()
     def step(self, closure: Optional[Callable] = None):
@@ -80,7 +103,7 @@ class HybridSGDAdam(Optimizer):
         """torch's own SGD kernel (foreach where available) on one group."""
         buffers = [self.state[p].get('momentum_buffer') for p in params]
         sgd(params, [p.grad for p in params], buffers, weight_decay=group['weight_decay'],
-            momentum=group['momentum'], lr=group['lr'], dampening=group['dampening'],
+            momentum=group['momentum'], lr=self.group_lr(group), dampening=group['dampening'],
             nesterov=group['nesterov'], maximize=False)
         if group['momentum']:
             for param, buf in zip(params, buffers):
@@ -103,7 +126,7 @@ class HybridSGDAdam(Optimizer):
         adam(params, [p.grad for p in params], [s['exp_avg'] for s in states],
              [s['exp_avg_sq'] for s in states], [], [s['step'] for s in states],
              foreach=False, fused=fused, amsgrad=False, beta1=beta1, beta2=beta2,
-             lr=group['lr'], weight_decay=group['weight_decay'], eps=group['eps'],
+             lr=self.group_lr(group), weight_decay=group['weight_decay'], eps=group['eps'],
              maximize=False)
 
 

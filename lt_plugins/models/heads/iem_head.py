@@ -73,6 +73,11 @@ class IEMHead(ClsHead):
         delta (float): Eq. 2. Defaults to 1e-3.
         gamma (float): Eq. 4 momentum. Defaults to 0.99.
         dedupe_tol (float): squared distance for "the key already exists". Defaults to 1e-6.
+        merge_radius (float, optional): Euclidean radius within which a written key merges
+            into the nearest stored key of its class (Eq. 4's value update) instead of
+            taking a slot (see :class:`EpisodicMemory`). Defaults to None (dedupe_tol only).
+        merge_relative (bool): ``merge_radius`` relative to the stored key's norm. Defaults
+            to False.
         warmup_iters (int): training steps that only write. Defaults to 100.
         warmup_value (str): 'prob' or 'logit'. Defaults to 'prob'.
         memory_loss_to_backbone (bool): let the MSE gradient reach the queries (neck and
@@ -121,6 +126,8 @@ class IEMHead(ClsHead):
                  delta: float = 1e-3,
                  gamma: float = 0.99,
                  dedupe_tol: float = 1e-6,
+                 merge_radius: Optional[float] = None,
+                 merge_relative: bool = False,
                  warmup_iters: int = 100,
                  warmup_value: str = 'prob',
                  memory_loss_to_backbone: bool = False,
@@ -185,7 +192,9 @@ class IEMHead(ClsHead):
 
         self.fc = nn.Linear(self.in_channels, self.num_classes)
         memory = dict(num_neighbors=num_neighbors, delta=delta, gamma=gamma,
-                      dedupe_tol=dedupe_tol, max_read_elements=max_read_elements)
+                      dedupe_tol=dedupe_tol, merge_radius=merge_radius,
+                      merge_relative=merge_relative,
+                      max_read_elements=max_read_elements)
         self.global_memory = (EpisodicMemory(self.num_classes, self.global_channels,
                                              global_capacity, **memory)
                               if use_global_memory else None)
