@@ -293,3 +293,19 @@ for _variant, _over in AFA_VARIANTS.items():
     register_arm(Arm('afa' if paper else f'afa-{_variant}+crt', 'AFA', _s2,
                      'recommended' if paper else 'variant',
                      f'AFA + LBLS ({_variant}), then cRT', paper))
+
+# --------------------------------------------------------------------------- LDAM-DRW, RIDE
+# Issue-16 baselines and MBJ + RIDE (configs/baselines/ldam-drw_*, configs/ride/): RIDE trains
+# 4 experts with LDAM-DRW + the diversity loss; MBJ + RIDE fine-tunes that model with one MBJ
+# memory per expert (the paper's 5 * C slots, beta 1.5, eta 15), as MBJ does on CE.
+LDAM = 'configs/baselines/ldam-drw_resnet32-cifar_1xb128_cifar10-lt-ir100{s}.py'
+RIDE = 'configs/ride/ride_resnet32-cifar_1xb128_cifar10-lt-ir100{s}.py'
+MBJ_RIDE = 'configs/ride/mbj-ride_resnet32-cifar_1xb128_cifar10-lt-ir100{s}.py'
+register_arm(Arm('ldam-drw', 'LDAM-DRW', Stage('ldam-drw', LDAM), 'baseline',
+                 'LDAM loss, deferred re-weighting (Cao et al. 2019)', False))
+RIDE_STAGE = Stage('ride', RIDE)
+register_arm(Arm('ride', 'RIDE', RIDE_STAGE, 'baseline',
+                 'RIDE, 4 experts (0.75 width), LDAM-DRW + diversity loss', False))
+register_arm(Arm('mbj-ride', 'MBJ+RIDE', Stage(
+    'mbj-ride', MBJ_RIDE, {'model.head.mbj.memory.size': _num_classes_times(5)},
+    parent=RIDE_STAGE), 'paper', 'RIDE, then MBJ fine-tuning, one memory per expert', False))

@@ -276,3 +276,20 @@ def test_feature_cache_goes_to_the_frozen_backbone_stages_only(tmp_path):
     stg1 = build_stage_config(ARMS['stg'].stage.chain()[0], spec, 'cpu', 0, str(tmp_path),
                               feature_cache=4)
     assert all(h['type'] != 'FeatureCacheHook' for h in stg1.custom_hooks)
+
+
+@pytest.mark.parametrize('name,classes', [('fashion-mnist-lt', 10), ('cifar100-lt', 100)])
+def test_ride_arms_take_the_dataset_and_chain_mbj_on_the_ride_model(tmp_path, name, classes):
+    spec = get_dataset_spec(name, {})
+    ride = build_stage_config(ARMS['ride'].stage, spec, 'cpu', 0, str(tmp_path))
+    assert ride.model.type == 'RIDEClassifier' and ride.model.head.num_classes == classes
+    assert ride.model.backbone.get('in_channels', 3) == spec.in_channels
+    assert ride.model.head.loss.type == 'LDAMLoss'
+    mbj = ARMS['mbj-ride'].stage
+    assert mbj.parent is ARMS['ride'].stage                 # fine-tunes the RIDE checkpoint
+    cfg = build_stage_config(mbj, spec, 'cpu', 0, str(tmp_path), 'ride.pth')
+    assert cfg.load_from == 'ride.pth'
+    assert cfg.model.head.mbj.memory.size == 5 * classes    # the MBJ paper's 5 * C slots
+    ldam = build_stage_config(ARMS['ldam-drw'].stage, spec, 'cpu', 0, str(tmp_path))
+    assert ldam.model.head.loss.type == 'LDAMLoss'
+    assert ldam.model.head.num_classes == classes
