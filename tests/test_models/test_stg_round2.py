@@ -103,3 +103,29 @@ def test_classifier_token_choice_needs_stage2_checkpoint():
         STGClsHead(6, 4, class_counts=COUNTS, token_source='nearest')
     # the default head keeps its state dict keys
     assert not any('token_fc' in k for k in STGClsHead(6, 4).state_dict())
+
+
+@pytest.mark.parametrize('data', ['cifar10-lt-ir100', 'fashion-mnist-lt-ir100'])
+def test_round2_configs_match_their_references(data):
+    from mmengine.config import Config
+    t = f'resnet32-cifar_1xb128_{data}-cpu'
+    crt = Config.fromfile(f'configs/baselines/crt_{t}.py')
+    for name in ('sgd', 'mixft10-sgd'):
+        cfg = Config.fromfile(f'configs/stg/stg-stage3_{t}-{name}.py')
+        # the SGD stage 3 trains like the package's cRT (level cRT arm)
+        assert cfg.optim_wrapper.optimizer == crt.optim_wrapper.optimizer
+        assert cfg.param_scheduler == crt.param_scheduler
+        assert cfg.train_cfg.max_epochs == crt.train_cfg.max_epochs
+        assert cfg.train_dataloader.sampler.type == crt.train_dataloader.sampler.type
+        assert cfg.model.head.classifier == 'crt' and cfg.model.head.augment == 'stg'
+    assert Config.fromfile(
+        f'configs/stg/stg-stage3_{t}-mixft10-sgd-noaug.py').model.head.augment == 'none'
+    s1 = Config.fromfile(f'configs/stg/stg-stage1_{t}-mixft10.py')
+    assert s1.load_from == f'work_dirs/ce_{t}/epoch_30.pth'
+    assert s1.train_cfg.max_epochs == 10 and s1.optim_wrapper.optimizer.lr == 0.01
+    assert s1.model.train_cfg.augments.type == 'Mixup'
+    assert Config.fromfile(
+        f'configs/stg/stg-stage3_{t}-tokencls.py').model.head.token_source == 'classifier'
+    for stage in (2, 3):
+        cfg = Config.fromfile(f'configs/stg/stg-stage{stage}_{t}-median.py')
+        assert cfg.model.head.head_threshold == 'median'

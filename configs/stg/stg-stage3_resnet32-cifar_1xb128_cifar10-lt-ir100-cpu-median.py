@@ -1,0 +1,6 @@
+# STG stage 3 with the median head/tail split (after stg-stage2_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu-median.py).
+_base_ = ['./stg-stage3_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu.py']
+
+model = dict(predecessor='STG stage 2 (stg-stage2_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu-median.py)',
+             head=dict(head_threshold='median'))
+load_from = 'work_dirs/stg-stage2_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu-median/epoch_10.pth'
