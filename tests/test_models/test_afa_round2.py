@@ -129,3 +129,27 @@ def test_option_errors():
     neck.train()
     with pytest.raises(TypeError, match='nn.Module'):
         neck(torch.randn(4, 8, 4, 3), data_samples=_samples([0, 0, 0, 1]), tail=lambda t: t)
+
+
+SCREEN_OPTIONS = dict(spatial=('mask_axis', 'spatial'), sigmoid=('mask_type', 'sigmoid'),
+                      softmaxn=('mask_type', 'softmax_times_n'),
+                      varinput=('var_source', 'input'), bnfrozen=('gen_bn', 'frozen_stats'),
+                      conv1x1=('qkv_mode', 'conv1x1'), ce=('attention_addition', False))
+
+
+@pytest.mark.parametrize('variant', sorted(SCREEN_OPTIONS))
+def test_screen_configs_build_with_their_option(variant):
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    t = 'resnet32-cifar_1xb128_cifar10-lt-ir100-cpu'
+    attr, value = SCREEN_OPTIONS[variant]
+    stage = Config.fromfile(f'configs/afa/afa_{t}-screen15-{variant}.py')
+    crt = Config.fromfile(f'configs/afa/afa-crt_{t}-screen15-{variant}.py')
+    assert crt.load_from == f'work_dirs/afa_{t}-screen15-{variant}/epoch_15.pth'
+    assert stage.train_cfg.max_epochs == 15
+    for cfg in (stage, crt):
+        model = MODELS.build(cfg.model)
+        assert getattr(model.neck, attr) == value
+    default = Config.fromfile(f'configs/afa/afa_{t}-screen15.py').model.neck
+    assert (default.get('mask', 'softmax'), default.mask_axis, default.qkv) == (
+        'softmax', 'channel', 'linear')
