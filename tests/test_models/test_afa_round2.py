@@ -153,3 +153,14 @@ def test_screen_configs_build_with_their_option(variant):
     default = Config.fromfile(f'configs/afa/afa_{t}-screen15.py').model.neck
     assert (default.get('mask', 'softmax'), default.mask_axis, default.qkv) == (
         'softmax', 'channel', 'linear')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('data', ['cifar10', 'cifar100'])
+def test_resnext50_cifar_stem_configs_give_8x8_maps(data):
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    for name in (f'afa_resnext50_1xb128_{data}-lt-ir100-cifarstem.py',
+                 f'afa-crt_resnext50_1xb128_{data}-lt-ir100-cifarstem.py'):
+        model = MODELS.build(Config.fromfile(f'configs/afa/{name}').model)
+        assert model.backbone.cifar_stem and model.neck.feat_size == (8, 8)
