@@ -129,3 +129,16 @@ def test_round2_configs_match_their_references(data):
     for stage in (2, 3):
         cfg = Config.fromfile(f'configs/stg/stg-stage{stage}_{t}-median.py')
         assert cfg.model.head.head_threshold == 'median'
+
+
+def test_kl_tool_uses_the_heads_token_rule():
+    from types import SimpleNamespace
+
+    from tests.test_tools import load_tool
+    tool = load_tool('tools/analysis/stg_kl_divergence.py')
+    s2 = _stage2_with_hand_classifier()
+    head = STGClsHead(6, 4, class_counts=COUNTS, token_source='classifier')
+    _load(head, s2.state_dict())
+    feats = torch.tensor([[1., 0., 0., 0.], [0., 0., 3., 0.], [0., 2., 0., 5.]])
+    res = tool.analyse(SimpleNamespace(head=head), feats)
+    assert res['head_class'] == [0, 2, 3]
