@@ -3,7 +3,9 @@
 # SGD momentum 0.9, weight decay 5e-4, cosine to 0, LBLS t = 30, lambda = 2, alpha = 4,
 # gamma = 1; lr 0.05 for batch 128 (the strong baseline's 0.2 for 512).
 # On 32x32 images the ImageNet stem leaves 2x2 maps after stage 3 (1024 channels); the
-# paper does not say it changed the stem, so neither do we.
+# paper does not say it changed the stem, so neither do we. With 2x2 maps (HW = 4) the
+# decomposition has little to work with: afa_resnext50_1xb128_cifar10-lt-ir100-cifarstem.py uses
+# the CIFAR stem (3x3 stride-1 conv1, no max-pool; 8x8 maps at the AFA insertion point).
 # Follow with afa-crt_resnext50_1xb128_cifar10-lt-ir100.py.
 _base_ = [
     '../_base_/models/resnet32_cifar.py',

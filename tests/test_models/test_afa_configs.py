@@ -40,8 +40,12 @@ def test_config_parses(path):
         assert 'LBLSHook' not in hooks and cfg.model.head.type == 'LinearClsHead'
         assert cfg.train_cfg.max_epochs == 10
         assert cfg.train_dataloader.sampler.type == 'ClassBalancedSampler'
-    elif any(tag in path for tag in ('-nogen', '-nolbls')):
+    elif any(tag in path for tag in ('-nogen', '-nolbls', '-screen15-ce')):
         assert 'LBLSHook' not in hooks
+    elif '-screen15' in path:  # issue-19 screens: 15 epochs, t = 5
+        lbls = [h for h in cfg.custom_hooks if h['type'] == 'LBLSHook'][0]
+        assert (lbls['start'], lbls['weight']) == (5, 2.0)
+        assert cfg.train_cfg.max_epochs == 15
     else:
         lbls = [h for h in cfg.custom_hooks if h['type'] == 'LBLSHook'][0]
         assert (lbls['start'], lbls['weight']) == ((10, 2.0) if '-cpu' in path else (30, 2.0))

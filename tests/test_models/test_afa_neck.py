@@ -51,6 +51,8 @@ def _reference(neck, x):
         s = torch.relu(se.fc1.weight.double().reshape(-1, d) @ s + se.fc1.bias.double())
         s = torch.sigmoid(se.fc2.weight.double().reshape(d, -1) @ s + se.fc2.bias.double())
         logits = att * s[:, None] + att  # Eq. 2-3
+        out.setdefault('logits', torch.zeros(b, d, h, w, dtype=torch.float64))
+        out['logits'][n] = logits.reshape(d, h, w)
         mask = torch.softmax(logits, dim=0 if neck.mask_axis == 'channel' else 1)
         out['mask'][n] = mask.reshape(d, h, w)
         out['v'][n] = v.reshape(d, h, w)

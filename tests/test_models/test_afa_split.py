@@ -110,3 +110,21 @@ def test_bad_arguments():
         TimmSplitBackbone('resnet18', out_indices=(1, 2))
     with pytest.raises(ValueError, match='fewer than'):
         TimmSplitBackbone('resnet32_cifar', tail_stages=5)
+
+
+def test_cifar_stem_option():
+    """cifar_stem=True: 3x3 stride-1 conv1, no max-pool: 8x8 maps after ResNeXt-50's third
+    stage on 32x32 images instead of 2x2 (issue 19)."""
+    import torch.nn as nn
+    default = TimmSplitBackbone('resnext50_32x4d')
+    assert default.trunk_feat_size((32, 32)) == (2, 2)
+    split = TimmSplitBackbone('resnext50_32x4d', cifar_stem=True)
+    conv1 = split.trunk.conv1
+    assert (conv1.kernel_size, conv1.stride, conv1.padding) == ((3, 3), (1, 1), (1, 1))
+    assert isinstance(split.trunk.maxpool, nn.Identity)
+    assert split.trunk_module_names == default.trunk_module_names  # same cut, same order
+    assert split.trunk_reduction == 4 and split.trunk_feat_size((32, 32)) == (8, 8)
+    with torch.no_grad():
+        assert split(torch.randn(2, 3, 32, 32))[0].shape == (2, 2048, 4, 4)
+    with pytest.raises(ValueError, match='ResNet-style stem'):
+        TimmSplitBackbone('efficientnet_b0', cifar_stem=True)

@@ -58,7 +58,10 @@ def analyse(model, feats: torch.Tensor, token_metric: str = 'cosine') -> dict:
     if int(gen.trained_iters) == 0:
         raise RuntimeError('the checkpoint holds an untrained generator: pass a stage-2 or '
                            'stage-3 STG checkpoint.')
-    token = gen.select_head_class(feats, head.head_mask(), token_metric)
+    if getattr(head, 'token_source', 'prototype') == 'classifier':  # stage-3 head's own rule
+        token = head.select_head_class(feats)
+    else:
+        token = gen.select_head_class(feats, head.head_mask(), token_metric)
     mu, sigma = gen(feats, token)
     kl = diagonal_gaussian_kl(mu, sigma)
     return dict(head_class=token.tolist(), kl=kl.tolist(),

@@ -47,6 +47,14 @@ ARMS: Dict[str, List[str]] = {
     'stg-lam0.5': ['model.head.augment=stg', 'model.head.lam=0.5'],
     'stg-lam1.0': ['model.head.augment=stg', 'model.head.lam=1.0'],
     'stg-nomean': ['model.head.augment=stg', 'model.head.lam=1.5', 'model.head.use_mean=False'],
+    # issue 19: the Table 7 controls under the same protocol (values of the -gaussian /
+    # -dropout configs) and the token chosen by the stage-1 classifier
+    'gaussian': ['model.head.augment=gaussian', 'model.head.noise_std=1.0'],
+    'dropout': ['model.head.augment=dropout', 'model.head.dropout_p=0.3'],
+    'stg-tokencls': ['model.head.augment=stg', 'model.head.lam=1.5',
+                     'model.head.token_source=classifier'],
+    'stg-lam0.5-tokencls': ['model.head.augment=stg', 'model.head.lam=0.5',
+                            'model.head.token_source=classifier'],
 }
 
 

@@ -61,6 +61,22 @@ def _build_feature_list(timm, model_name: str, **kwargs) -> nn.Module:
     raise _unsupported(model_name, why)
 
 
+def _use_cifar_stem(body: nn.Module, model_name: str) -> int:
+    """Swap a ResNet-family stem for the CIFAR one in place; returns the removed stride."""
+    conv, pool = getattr(body, 'conv1', None), getattr(body, 'maxpool', None)
+    if not isinstance(conv, nn.Conv2d) or not isinstance(pool, nn.MaxPool2d):
+        raise ValueError(
+            f"TimmSplitBackbone(cifar_stem=True): '{model_name}' has no ResNet-style stem "
+            '(a single Conv2d `conv1` and a MaxPool2d `maxpool`); use a ResNet / ResNeXt '
+            'model or leave cifar_stem=False.')
+    removed = int(conv.stride[0]) * int(pool.stride if isinstance(pool.stride, int) else
+                                          pool.stride[0])
+    body.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, 3, stride=1, padding=1,
+                           bias=conv.bias is not None)
+    body.maxpool = nn.Identity()
+    return removed
+
+
 @MODELS.register_module()
 class TimmSplitBackbone(BaseModule):
     """Any timm CNN, split into ``trunk`` (stem .. penultimate stage) and ``tail`` (last stage).
@@ -97,6 +113,11 @@ class TimmSplitBackbone(BaseModule):
         tail_stages (int): number of trailing feature stages that form the tail. Defaults
             to 1 (split between the last two stages, as in the paper).
         in_channels (int): input image channels. Defaults to 3.
+        cifar_stem (bool): replace a ResNet-family ImageNet stem (``conv1`` 7x7 stride 2,
+            ``maxpool`` stride 2) by the CIFAR stem (3x3 stride-1 ``conv1``, no max-pool), so
+            32x32 images keep 4x more resolution: ResNeXt-50 gives 8x8 maps after its third
+            stage instead of 2x2. The new ``conv1`` is freshly initialised (with
+            ``pretrained=True`` its ImageNet weights are dropped). Defaults to False.
         init_cfg (dict, optional): mmengine init config. Defaults to None.
         **kwargs: passed to ``timm.create_model`` (e.g. ``drop_path_rate``).
     """
@@ -107,6 +128,7 @@ class TimmSplitBackbone(BaseModule):
                  tail_stages: int = 1,
                  in_channels: int = 3,
                  init_cfg: Optional[dict] = None,
+                 cifar_stem: bool = False,
                  **kwargs) -> None:
         super().__init__(init_cfg=init_cfg)
         import timm
@@ -129,6 +151,8 @@ class TimmSplitBackbone(BaseModule):
         if fmt != 'NCHW':
             raise _unsupported(model_name, f'its features are {fmt}, not NCHW maps')
         names = list(body.keys())
+        stem_reduction = _use_cifar_stem(body, model_name) if cifar_stem else 1
+        self.cifar_stem = bool(cifar_stem)
         taps = [i for i, name in enumerate(names) if name in body.return_layers]
         if len(taps) < tail_stages + 1:
             raise _unsupported(
@@ -140,7 +164,7 @@ class TimmSplitBackbone(BaseModule):
         self.tail = nn.Sequential(OrderedDict(modules[cut:]))
         info = body.feature_info
         self.trunk_channels: int = int(info.channels()[-1 - tail_stages])
-        self.trunk_reduction: int = int(info.reduction()[-1 - tail_stages])
+        self.trunk_reduction: int = int(info.reduction()[-1 - tail_stages]) // stem_reduction
         self.out_channels: int = int(info.channels()[-1])
         self.trunk_module_names: Tuple[str, ...] = tuple(names[:cut])
         self.tail_module_names: Tuple[str, ...] = tuple(names[cut:])

@@ -1,19 +1,22 @@
 """STG stage 3: classifier re-training with sample-specific tail augmentation (Sec. 3.4)."""
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from lt_plugins.memory.rebalanced_fifo import rank_generator
-from lt_plugins.models.stg import (AUGMENT_TYPES, class_strength, dropout_augment,
-                                   gaussian_noise_augment, head_tail_split, stg_augment)
+from lt_plugins.models.stg import (AUGMENT_TYPES, check_threshold, class_strength,
+                                   dropout_augment, gaussian_noise_augment, head_tail_split,
+                                   stg_augment)
 from .stg_generator_head import _drop_expected_missing, stage_tag_of
 
 CLASSIFIERS = ('crt', 'lws')
+TOKEN_SOURCES = ('prototype', 'classifier')
 SCOPES = ('tail', 'all')
 _STAGE2_ONLY = ('smoother.', 'dictionary.')
 
@@ -50,10 +53,16 @@ class STGClsHead(LinearClsHead):
         mix_threshold (float): ``t`` of Eq. 4. Defaults to 0.5.
         noise_std (float): std of the ``'gaussian'`` baseline. Defaults to 1.0.
         dropout_p (float): drop probability of the ``'dropout'`` baseline. Defaults to 0.2.
-        head_threshold (int): head classes have more than this many training images; use
-            stage 2's value. Defaults to 100.
+        head_threshold (int | str): head classes have more than this many training images
+            (``'median'`` / ``'q<p>'``: that quantile of the counts); use stage 2's value.
+            Defaults to 100.
         token_metric (str): similarity for the token selection, ``'cosine'`` (default) or
             ``'euclidean'``.
+        token_source (str): how a tail sample's head class is chosen: ``'prototype'``
+            (default; most similar head-class mean feature by ``token_metric``) or
+            ``'classifier'`` (the head class with the largest logit of the *stage-1*
+            classifier, kept in the buffers ``token_fc_weight`` / ``token_fc_bias``, filled
+            from the stage-2 checkpoint's ``fc`` before cRT re-initialises it).
         augment_scope (str): augment ``'tail'`` samples (default, the paper) or ``'all'``.
         use_mean (bool): keep the predicted mean ``mu`` in Eq. 3 (default, the paper). For a
             tail sample with a head token, ``mu`` approximates the offset towards that head
@@ -78,8 +87,9 @@ class STGClsHead(LinearClsHead):
                  mix_threshold: float = 0.5,
                  noise_std: float = 1.0,
                  dropout_p: float = 0.2,
-                 head_threshold: int = 100,
+                 head_threshold: Union[int, str] = 100,
                  token_metric: str = 'cosine',
+                 token_source: str = 'prototype',
                  augment_scope: str = 'tail',
                  use_mean: bool = True,
                  classifier: str = 'crt',
@@ -90,7 +100,8 @@ class STGClsHead(LinearClsHead):
         for name, value, choices in (('augment', augment, AUGMENT_TYPES),
                                      ('classifier', classifier, CLASSIFIERS),
                                      ('augment_scope', augment_scope, SCOPES),
-                                     ('token_metric', token_metric, ('cosine', 'euclidean'))):
+                                     ('token_metric', token_metric, ('cosine', 'euclidean')),
+                                     ('token_source', token_source, TOKEN_SOURCES)):
             if value not in choices:
                 raise ValueError(f'STGClsHead {name}={value!r}: choose one of {choices} '
                                  f'(`model.head.{name}`).')
@@ -108,8 +119,13 @@ class STGClsHead(LinearClsHead):
         self.mix_threshold = float(mix_threshold)
         self.noise_std = float(noise_std)
         self.dropout_p = float(dropout_p)
-        self.head_threshold = int(head_threshold)
+        self.head_threshold = check_threshold(head_threshold)
         self.token_metric = token_metric
+        self.token_source = token_source
+        if token_source == 'classifier':  # the stage-1 classifier, frozen, for token choice
+            self.register_buffer('token_fc_weight', self.fc.weight.detach().clone())
+            self.register_buffer('token_fc_bias', self.fc.bias.detach().clone())
+            self.register_buffer('token_fc_loaded', torch.zeros((), dtype=torch.bool))
         self.augment_scope = augment_scope
         self.use_mean = bool(use_mean)
         self.classifier = classifier
@@ -164,6 +180,13 @@ class STGClsHead(LinearClsHead):
         expected_missing = [prefix + 'stg_stage', prefix + 'class_counts']
         if source < self.STAGE:
             expected_missing += [prefix + 'lws_scale', prefix + 'aug_seed', prefix + 'aug_step']
+            if self.token_source == 'classifier':
+                expected_missing += [prefix + k for k in
+                                     ('token_fc_weight', 'token_fc_bias', 'token_fc_loaded')]
+                if prefix + 'fc.weight' in state_dict:  # the earlier stage's classifier
+                    state_dict[prefix + 'token_fc_weight'] = state_dict[prefix + 'fc.weight']
+                    state_dict[prefix + 'token_fc_bias'] = state_dict[prefix + 'fc.bias']
+                    state_dict[prefix + 'token_fc_loaded'] = torch.ones((), dtype=torch.bool)
             if self.classifier == 'crt':  # cRT: re-initialised classifier
                 dropped = [state_dict.pop(prefix + k, None) for k in ('fc.weight', 'fc.bias')]
                 if any(d is not None for d in dropped):
@@ -190,6 +213,21 @@ class STGClsHead(LinearClsHead):
                 '`epoch_*.pth` of the stg ..._stage2 config\'s work_dir), or set '
                 '`model.head.augment=\'none\'` for plain classifier re-training.')
 
+    def select_head_class(self, feats: torch.Tensor) -> torch.Tensor:
+        """``(n,)`` head class whose token each (tail) feature borrows: the most similar
+        head-class prototype (``token_source='prototype'``) or the stage-1 classifier's
+        top-scoring head class (``'classifier'``)."""
+        head = self.head_mask().to(feats.device)
+        if self.token_source == 'prototype':
+            return self.generator.select_head_class(feats, head, self.token_metric)
+        if not bool(self.token_fc_loaded):
+            raise RuntimeError(
+                "STGClsHead(token_source='classifier') has no stage-1 classifier: load the "
+                'stage-2 checkpoint (`load_from`), whose `fc` is the stage-1 one.')
+        logits = F.linear(feats, self.token_fc_weight.to(feats), self.token_fc_bias.to(feats))
+        logits = logits.masked_fill(~head[None, :], float('-inf'))
+        return logits.argmax(dim=1)
+
     @torch.no_grad()
     def augment_features(self, feats: torch.Tensor, labels: torch.Tensor,
                          generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -215,7 +253,7 @@ class STGClsHead(LinearClsHead):
         if self.augment == 'stg':
             self._check_generator()
             self.generator.eval()
-            token = self.generator.select_head_class(a, self.head_mask(), self.token_metric)
+            token = self.select_head_class(a)
             mu, sigma = self.generator(a, token)
             strength = class_strength(self.class_counts).to(a.device)[y]
             if not self.use_mean:

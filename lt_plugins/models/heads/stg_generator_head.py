@@ -1,5 +1,5 @@
 """STG stage 2: train the Semantic Transformation Generator on head classes (Sec. 3.3)."""
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.dist import get_rank
@@ -8,8 +8,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from lt_plugins.memory.rebalanced_fifo import RebalancedFIFOMemory, gather_in_rank_order
-from lt_plugins.models.stg import (REGRESSION_LOSSES, SampleStatSmoother, head_tail_split,
-                                   regression_loss, transformation_statistics)
+from lt_plugins.models.stg import (REGRESSION_LOSSES, SampleStatSmoother, check_threshold,
+                                   head_tail_split, regression_loss, transformation_statistics)
 
 
 def stage_tag_of(state_dict: dict, prefix: str) -> int:
@@ -56,8 +56,9 @@ class STGGeneratorHead(LinearClsHead):
             and ``num_classes`` are filled in.
         dictionary_size (int): feature dictionary size ``m`` (paper: 0 / 600 / 1200, best
             1200). 0 uses the mini-batch only.
-        head_threshold (int): a class is *head* when it has more than this many training
-            images. Defaults to 100 (the many-shot split).
+        head_threshold (int | str): a class is *head* when it has more than this many
+            training images; ``'median'`` (tail = the classes at or below the median count)
+            or ``'q<p>'`` (a quantile). Defaults to 100 (the many-shot split).
         include_self (bool): whether ``a_i`` is in its own set in Eq. 1. Defaults to False.
         min_set_size (int): samples whose set has fewer members get no loss (with
             ``include_self=True`` a lone sample has ``k = 1``, ``mu = Sigma = 0``). Defaults
@@ -80,7 +81,7 @@ class STGGeneratorHead(LinearClsHead):
                  in_channels: int,
                  generator: dict = dict(type='SemanticTransformationGenerator'),
                  dictionary_size: int = 1200,
-                 head_threshold: int = 100,
+                 head_threshold: Union[int, str] = 100,
                  include_self: bool = False,
                  min_set_size: int = 2,
                  smooth_momentum: float = 0.9,
@@ -110,7 +111,7 @@ class STGGeneratorHead(LinearClsHead):
                                                 beta=0.0, seed=dictionary_seed)
                            if self.dictionary_size > 0 else None)
         self.smoother = SampleStatSmoother(in_channels, smooth_momentum, smooth_persistent)
-        self.head_threshold = int(head_threshold)
+        self.head_threshold = check_threshold(head_threshold)
         self.include_self = bool(include_self)
         self.min_set_size = int(min_set_size)
         self.loss_type = loss_type

@@ -6,11 +6,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
 from mmpretrain.registry import MODELS
 
 from lt_plugins.memory.rebalanced_fifo import rank_generator
 
 MASK_AXES = ('channel', 'spatial')
+MASK_TYPES = ('softmax', 'sigmoid', 'softmax_times_n')
+VAR_SOURCES = ('value', 'input')
+GEN_BN_MODES = ('shared', 'frozen_stats')
 QKV_MODES = ('linear', 'conv1x1')
 PLACEMENTS = ('before_last_stage', 'after_last_stage')
 
@@ -68,6 +72,32 @@ def sample_pairs(labels: torch.Tensor, classes: torch.Tensor, counts: torch.Tens
     return idx_class, idx_var, gen_labels
 
 
+class frozen_bn_stats:
+    """Context manager: the BatchNorm layers of ``tail`` (an ``nn.Module`` or a bound
+    method of one, e.g. ``backbone.forward_tail``) keep normalising with batch statistics in
+    training mode but leave ``running_mean`` / ``running_var`` unchanged (momentum 0; the
+    batch counter is restored too)."""
+
+    def __init__(self, tail) -> None:
+        owner = tail if isinstance(tail, nn.Module) else getattr(tail, '__self__', None)
+        if not isinstance(owner, nn.Module):
+            raise TypeError("AFANeck(gen_bn='frozen_stats') needs `tail` to be an nn.Module "
+                            f'or a bound method of one, got {type(tail).__name__}.')
+        self.bns = [m for m in owner.modules() if isinstance(m, _BatchNorm)]
+
+    def __enter__(self) -> None:
+        self.saved = [(m.momentum, None if m.num_batches_tracked is None else
+                       m.num_batches_tracked.clone()) for m in self.bns]
+        for m in self.bns:
+            m.momentum = 0.0
+
+    def __exit__(self, *exc) -> None:
+        for m, (momentum, tracked) in zip(self.bns, self.saved):
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+
+
 class _SELayer(nn.Module):
     """Squeeze-and-excitation channel re-weighting ``F_se`` (Eq. 2): ``x * gate(x)``."""
 
@@ -104,6 +134,16 @@ class AFANeck(BaseModule):
     - Eq. 4-6: ``X_class = M * V``, ``X_var = V - X_class``, ``X_enh = X + X_class``
       (``X_enh = X`` when ``attention_addition=False``, the "w/o AttAdd" ablation).
 
+    Readings the paper leaves open (defaults are the equations): ``mask='sigmoid'``
+    (``M = sigmoid(X~ + X_att)`` per element, so a mask entry does not shrink as ``1/D``)
+    or ``'softmax_times_n'`` (Eq. 3's softmax times the size ``n`` of its axis: ``D`` for
+    ``'channel'``, ``HW`` for ``'spatial'``; mean 1 instead of ``1/n``);
+    ``var_source='input'`` takes the text's ``X_var = X - X_class`` instead of Eq. 5's
+    ``V - X_class``; ``gen_bn='frozen_stats'`` runs the generated features through the
+    tail in a second pass whose BatchNorm layers normalise with batch statistics but do not
+    update their running statistics (momentum 0), so the statistics used at test time and by
+    cRT come from real features only (``'shared'``: one pass over real + generated).
+
     In training, when labels are given and generation is on, self-adapted generation
     (Eq. 9-11) adds ``G_c = ceil(gamma * R_c * B)`` features ``X_class[i] + X_var[j]``
     (``i`` of class ``c``, ``j != i``) per class ``c`` present in the batch, where ``R_c``
@@ -134,6 +174,13 @@ class AFANeck(BaseModule):
             Defaults to ``'linear'``.
         mask_axis (str): softmax axis of the mask, ``'channel'`` or ``'spatial'``.
             Defaults to ``'channel'``.
+        mask (str): ``'softmax'`` (Eq. 3), ``'sigmoid'`` (element-wise; ``mask_axis`` is
+            then unused) or ``'softmax_times_n'``. Defaults to ``'softmax'``.
+        var_source (str): ``'value'`` (Eq. 5: ``X_var = V - X_class``) or ``'input'``
+            (the text: ``X_var = X - X_class``). Defaults to ``'value'``.
+        gen_bn (str): ``'shared'`` (one tail pass over real + generated features) or
+            ``'frozen_stats'`` (separate passes; the generated one leaves the tail's
+            BatchNorm running statistics alone). Defaults to ``'shared'``.
         se_reduction (int): SE bottleneck reduction. Defaults to 16.
         alpha (float): imbalance control factor of Eq. 9, ``>= 0``. Defaults to 4.
         gamma (float): ratio of generated to real features, Eq. 10, ``>= 0``.
@@ -174,6 +221,9 @@ class AFANeck(BaseModule):
                  feat_size: Optional[Sequence[int]] = None,
                  qkv: str = 'linear',
                  mask_axis: str = 'channel',
+                 mask: str = 'softmax',
+                 var_source: str = 'value',
+                 gen_bn: str = 'shared',
                  se_reduction: int = 16,
                  alpha: float = 4.0,
                  gamma: float = 1.0,
@@ -194,11 +244,23 @@ class AFANeck(BaseModule):
             raise ValueError(f'AFANeck: qkv must be one of {QKV_MODES} (got {qkv!r}).')
         if mask_axis not in MASK_AXES:
             raise ValueError(f'AFANeck: mask_axis must be one of {MASK_AXES} (got {mask_axis!r}).')
+        for name, value, choices in (('mask', mask, MASK_TYPES),
+                                     ('var_source', var_source, VAR_SOURCES),
+                                     ('gen_bn', gen_bn, GEN_BN_MODES)):
+            if value not in choices:
+                raise ValueError(f'AFANeck: {name} must be one of {choices} (got {value!r}); '
+                                 f'set model.neck.{name}.')
+        if gen_bn != 'shared' and placement != 'before_last_stage':
+            raise ValueError("AFANeck: gen_bn='frozen_stats' acts on the backbone's last "
+                             "stage; it needs placement='before_last_stage'.")
         if placement not in PLACEMENTS:
             raise ValueError(f'AFANeck: placement must be one of {PLACEMENTS} (got {placement!r}).')
         self.in_channels = in_channels
         self.qkv_mode = qkv
         self.mask_axis = mask_axis
+        self.mask_type = mask
+        self.var_source = var_source
+        self.gen_bn = gen_bn
         self.alpha = float(alpha)
         self.gamma = float(gamma)
         self.generate = generate
@@ -281,6 +343,9 @@ class AFANeck(BaseModule):
         x_att = (attn @ v).view(b, d, h, w)  # Eq. 1
         dim = 1 if self.mask_axis == 'channel' else 2
         gate = 1 + self.se.gate(x_att)
+        if self.mask_type == 'sigmoid':
+            mask = torch.sigmoid(x_att * gate)
+            return mask, v.reshape(b, d, h, w)
         if torch.is_grad_enabled():
             logits = x_att * gate  # Eq. 2-3: SE(X_att) + X_att
             mask = torch.softmax(logits.flatten(2), dim=dim)
@@ -288,13 +353,15 @@ class AFANeck(BaseModule):
             logits = x_att.mul_(gate).flatten(2)
             mask = logits.sub_(logits.amax(dim, keepdim=True)).exp_()
             mask = mask.div_(mask.sum(dim, keepdim=True))
+        if self.mask_type == 'softmax_times_n':
+            mask = mask * (d if dim == 1 else hw)
         return mask.view(b, d, h, w), v.reshape(b, d, h, w)
 
     def decompose(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Eq. 1-6 on ``x`` (B, D, H, W); returns maps ``v, mask, x_class, x_var, x_enh``."""
         mask, v = self.mask_and_value(x)
         x_class = mask * v  # Eq. 4
-        x_var = v - x_class  # Eq. 5
+        x_var = (v if self.var_source == 'value' else x) - x_class  # Eq. 5 (or the text)
         x_enh = x + x_class if self.attention_addition else x  # Eq. 6
         return dict(v=v, mask=mask, x_class=x_class, x_var=x_var, x_enh=x_enh)
 
@@ -357,7 +424,13 @@ class AFANeck(BaseModule):
             extras['gen_labels'] = gen_labels
             num_gen = gen_labels.numel()
         if tail is not None:
-            feats = tail(feats)
+            if num_gen and self.gen_bn == 'frozen_stats':
+                batch = feats.shape[0] - num_gen
+                real = tail(feats[:batch])
+                with frozen_bn_stats(tail):
+                    feats = torch.cat([real, tail(feats[batch:])], dim=0)
+            else:
+                feats = tail(feats)
         pooled = F.adaptive_avg_pool2d(feats, 1).flatten(1)
         if data_samples is None:
             return (pooled, )

@@ -4,13 +4,13 @@ from .augment import (AUGMENT_TYPES, class_strength, dropout_augment, gaussian_n
                       stg_augment)
 from .classifier import FeatureBypassPreprocessor, FeatureCacheClassifier
 from .generator import SemanticTransformationGenerator
-from .split import head_tail_split
+from .split import check_threshold, head_tail_split, resolve_threshold
 from .statistics import (REGRESSION_LOSSES, SampleStatSmoother, diagonal_gaussian_kl,
                          regression_loss, transformation_statistics)
 
 __all__ = [
     'AUGMENT_TYPES', 'REGRESSION_LOSSES', 'FeatureBypassPreprocessor', 'FeatureCacheClassifier',
-    'SampleStatSmoother', 'SemanticTransformationGenerator', 'class_strength',
+    'SampleStatSmoother', 'SemanticTransformationGenerator', 'check_threshold', 'class_strength',
     'diagonal_gaussian_kl', 'dropout_augment', 'gaussian_noise_augment', 'head_tail_split',
-    'regression_loss', 'stg_augment', 'transformation_statistics'
+    'regression_loss', 'resolve_threshold', 'stg_augment', 'transformation_statistics'
 ]

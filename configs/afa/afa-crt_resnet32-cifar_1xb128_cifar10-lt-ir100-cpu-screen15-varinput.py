@@ -1,0 +1,5 @@
+# cRT after afa_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu-screen15-varinput.py (the neck built as in that run).
+_base_ = ['./afa-crt_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu.py']
+
+model = dict(neck=dict(var_source='input'))
+load_from = 'work_dirs/afa_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu-screen15-varinput/epoch_15.pth'

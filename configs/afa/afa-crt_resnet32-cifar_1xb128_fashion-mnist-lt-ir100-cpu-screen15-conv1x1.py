@@ -1,0 +1,5 @@
+# cRT after afa_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu-screen15-conv1x1.py (the neck built as in that run).
+_base_ = ['./afa-crt_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu.py']
+
+model = dict(neck=dict(qkv='conv1x1'))
+load_from = 'work_dirs/afa_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu-screen15-conv1x1/epoch_15.pth'

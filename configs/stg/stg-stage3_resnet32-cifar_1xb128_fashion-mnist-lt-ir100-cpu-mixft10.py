@@ -1,0 +1,5 @@
+# STG stage 3 on the mixup fine-tuned chain (issue 19 screen); Adam lr 1e-3 as the -cpu config.
+_base_ = ['./stg-stage3_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu.py']
+
+model = dict(predecessor='STG stage 2 (stg-stage2_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu-mixft10.py)')
+load_from = 'work_dirs/stg-stage2_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu-mixft10/epoch_10.pth'
