@@ -3,6 +3,32 @@ import os.path as osp
 from typing import Callable
 
 import torch
+from mmpretrain.structures import DataSample
+from torch.utils.data import Dataset
+
+
+class ToyLT(Dataset):
+    """48 seeded 3x8x8 images of 4 classes with a long-tailed label distribution
+    (24 / 12 / 8 / 4), each class shifted by a learnable offset."""
+
+    class_counts = [24, 12, 8, 4]
+    metainfo = dict(classes=('a', 'b', 'c', 'd'))
+
+    def __init__(self):
+        gen = torch.Generator().manual_seed(0)
+        self.labels = torch.cat([torch.full((n, ), c) for c, n in enumerate(self.class_counts)])
+        self.images = torch.randn(len(self.labels), 3, 8, 8, generator=gen)
+        self.images += self.labels.view(-1, 1, 1, 1).float() * 0.3  # learnable signal
+
+    def get_gt_labels(self):
+        return self.labels.numpy()
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return dict(inputs=self.images[i],
+                    data_samples=DataSample().set_gt_label(int(self.labels[i])))
 
 
 def assert_resume_matches_uninterrupted(make_runner: Callable, tmp_path, name: str,

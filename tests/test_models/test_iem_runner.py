@@ -7,11 +7,9 @@ import torch
 import torch.nn as nn
 from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
-from torch.utils.data import Dataset
 
 import lt_plugins  # noqa: F401  (registration)
-from tests.runner_utils import assert_resume_matches_uninterrupted
+from tests.runner_utils import ToyLT, assert_resume_matches_uninterrupted
 
 
 @MODELS.register_module(force=True)
@@ -25,29 +23,6 @@ class _IEMTinyNet(nn.Module):
 
     def forward(self, x):
         return (self.body(x), )
-
-
-class _ToyLT(Dataset):
-    """48 seeded 3x8x8 images of 4 classes with a long-tailed label distribution."""
-
-    class_counts = [24, 12, 8, 4]
-    metainfo = dict(classes=('a', 'b', 'c', 'd'))
-
-    def __init__(self):
-        gen = torch.Generator().manual_seed(0)
-        self.labels = torch.cat([torch.full((n, ), c) for c, n in enumerate(self.class_counts)])
-        self.images = torch.randn(len(self.labels), 3, 8, 8, generator=gen)
-        self.images += self.labels.view(-1, 1, 1, 1).float() * 0.3
-
-    def get_gt_labels(self):
-        return self.labels.numpy()
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return dict(inputs=self.images[i],
-                    data_samples=DataSample().set_gt_label(int(self.labels[i])))
 
 
 def _runner(work_dir, name, max_epochs, load_from=None, resume=False, by_iter=False):
@@ -73,7 +48,7 @@ def _runner(work_dir, name, max_epochs, load_from=None, resume=False, by_iter=Fa
                    data_preprocessor=dict(type='ClsDataPreprocessor')),
         work_dir=work_dir,
         experiment_name=name,
-        train_dataloader=dict(dataset=_ToyLT(), batch_size=8, num_workers=0,
+        train_dataloader=dict(dataset=ToyLT(), batch_size=8, num_workers=0,
                               sampler=dict(type='DefaultSampler', shuffle=True, seed=0)),
         optim_wrapper=dict(
             optimizer=dict(type='HybridSGDAdam', lr=0.05, momentum=0.9, weight_decay=1e-4),

@@ -6,35 +6,12 @@ import pytest
 import torch
 from mmengine.runner import Runner
 from mmpretrain.structures import DataSample
-from torch.utils.data import Dataset
 
 import lt_plugins  # noqa: F401
 from tests.dist_utils import run_distributed
-from tests.runner_utils import assert_resume_matches_uninterrupted
+from tests.runner_utils import ToyLT, assert_resume_matches_uninterrupted
 
-COUNTS = [24, 12, 8, 4]
-
-
-class _ToyLT(Dataset):
-    """48 seeded 3x8x8 images of 4 classes, long-tailed."""
-
-    metainfo = dict(classes=('a', 'b', 'c', 'd'))
-
-    def __init__(self):
-        gen = torch.Generator().manual_seed(0)
-        self.labels = torch.cat([torch.full((n, ), c) for c, n in enumerate(COUNTS)])
-        self.images = torch.randn(len(self.labels), 3, 8, 8, generator=gen)
-        self.images += self.labels.view(-1, 1, 1, 1).float() * 0.3
-
-    def get_gt_labels(self):
-        return self.labels.numpy()
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return dict(inputs=self.images[i],
-                    data_samples=DataSample().set_gt_label(int(self.labels[i])))
+COUNTS = ToyLT.class_counts
 
 
 def _model(**head_kw):
@@ -56,7 +33,7 @@ def _runner(work_dir, name, max_epochs, load_from=None, resume=False):
         model=_model(),
         work_dir=work_dir,
         experiment_name=name,
-        train_dataloader=dict(dataset=_ToyLT(), batch_size=12, num_workers=0,
+        train_dataloader=dict(dataset=ToyLT(), batch_size=12, num_workers=0,
                               sampler=dict(type='DefaultSampler', shuffle=True, seed=0)),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9,
@@ -91,7 +68,7 @@ def test_router_stage_after_ride(tmp_path):
     ride = _runner(str(tmp_path / 'ride'), 'ride', max_epochs=1)
     ride.train()
     before = {k: v.clone() for k, v in ride.model.state_dict().items()}
-    loader = dict(dataset=_ToyLT(), batch_size=12, num_workers=0,
+    loader = dict(dataset=ToyLT(), batch_size=12, num_workers=0,
                   sampler=dict(type='DefaultSampler', shuffle=False))
     ea = Runner(
         model=_model(router=dict(top_choices=2, pos_weight=5.0), train_router=True, mbj=None),
