@@ -11,15 +11,15 @@ from mmpretrain.structures import DataSample
 
 import lt_plugins  # noqa: F401  (registration)
 from lt_plugins.engine.loops import MidEpochResumeTrainLoop
-from tests.runner_utils import assert_iteration_resume_matches_uninterrupted
+from tests.runner_utils import ToyLT, assert_iteration_resume_matches_uninterrupted
 from tests.test_models.test_iem_runner import _IEMTinyNet  # noqa: F401  (registers it)
-from tests.test_models.test_mbj_runner import _MBJTinyNet, _ToyLT  # noqa: F401
+from tests.test_models.test_mbj_runner import _MBJTinyNet  # noqa: F401
 
 ITERS_PER_EPOCH = 6  # 48 samples, batch 8
 
 
-class _IndexedToyLT(_ToyLT):
-    """_ToyLT with ``sample_idx`` (STG's smoothing) and a count of loaded samples."""
+class _IndexedToyLT(ToyLT):
+    """ToyLT with ``sample_idx`` (STG's smoothing) and a count of loaded samples."""
 
     def __init__(self):
         super().__init__()
