@@ -1,0 +1,3 @@
+from .memory_term import MBJMemoryTerm
+
+__all__ = ['MBJMemoryTerm']
