@@ -76,8 +76,8 @@ class MBJMemoryTerm(nn.Module):
 
     ``memory_reduction`` divides the summed memory loss by the number of valid entries
     (``'mean'``, the paper's CE), the bank size (``'capacity'``) or the batch size
-    (``'batch'``). ``memory_enabled`` switches the term (and its writes) off; ``set_memory_
-    enabled`` is the interface of ``MBJMemorySwitchHook``.
+    (``'batch'``). ``memory_enabled`` switches the term (and its writes) off;
+    :meth:`set_memory_enabled` is the interface of ``MBJMemorySwitchHook``.
 
     Banks live in ``memories`` (a ``ModuleList`` of the feature banks, ``None`` for ``'W'``)
     and ``weight_memory`` (``None`` unless ``'W'``/``'WF'``).
