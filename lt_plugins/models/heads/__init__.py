@@ -1,4 +1,5 @@
 from .afa_head import AFAClsHead
+from .composed_cls_head import ComposedClsHead
 from .decoupled_heads import LWSHead, TauNormHead
 from .iem_head import IEMHead
 from .iem_vector_head import IEMVectorHead
@@ -10,6 +11,6 @@ from .stg_cls_head import STGClsHead
 from .stg_generator_head import STGGeneratorHead
 
 __all__ = [
-    'AFAClsHead', 'IEMHead', 'IEMVectorHead', 'LWSHead', 'MBJClsHead', 'MBJMetricHead',
-    'NormedLinearClsHead', 'RIDEHead', 'STGClsHead', 'STGGeneratorHead', 'TauNormHead'
+    'AFAClsHead', 'ComposedClsHead', 'IEMHead', 'IEMVectorHead', 'LWSHead', 'MBJClsHead',
+    'MBJMetricHead', 'NormedLinearClsHead', 'RIDEHead', 'STGClsHead', 'STGGeneratorHead', 'TauNormHead'
 ]

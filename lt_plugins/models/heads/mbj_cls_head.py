@@ -1,5 +1,4 @@
 """MBJ classification head: batch CE plus CE on a class-rebalanced memory (MBJ Eq. 2)."""
-import copy
 from typing import List, Optional, Tuple, Union
 
 import torch
@@ -9,31 +8,8 @@ from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from lt_plugins.memory.rebalanced_fifo import counter_generator
-
-VARIANTS = ('F', 'W', 'WF', 'FR', 'FR+RJ')
-MEMORY_REDUCTIONS = ('mean', 'capacity', 'batch')
-_NEG = -1e9
-
-
-def multi_prototype_logits(sim: torch.Tensor, proto_labels: torch.Tensor,
-                           num_classes: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Pool ``(B, M)`` prototype scores into ``(B, C)`` class scores by log-sum-exp.
-
-    Class ``c``'s score is ``log sum_{m: label_m = c} exp(sim_m)`` (a softmax over all memorised
-    prototypes, grouped by class). Returns the scores (``-1e9`` for classes absent from the
-    memory) and the ``(C,)`` presence mask. Vectorised with ``scatter_reduce``.
-    """
-    B = sim.shape[0]
-    idx = proto_labels.view(1, -1).expand(B, -1)
-    cmax = sim.new_full((B, num_classes), _NEG).scatter_reduce(
-        1, idx, sim, reduce='amax', include_self=True).detach()
-    weights = torch.exp(sim - cmax.gather(1, idx))
-    summed = sim.new_zeros((B, num_classes)).scatter_add(1, idx, weights)
-    present = torch.bincount(proto_labels, minlength=num_classes) > 0
-    logits = torch.where(present.view(1, -1), torch.log(summed.clamp_min(1e-30)) + cmax,
-                         sim.new_full((), _NEG))
-    return logits, present
+from ..parts.memory_term import (MEMORY_REDUCTIONS, VARIANTS, MBJMemoryTerm,  # noqa: F401
+                                 multi_prototype_logits)
 
 
 @MODELS.register_module()
@@ -71,6 +47,11 @@ class MBJClsHead(ClsHead):
     The memory term is switched by ``memory_enabled`` (set by ``MBJMemorySwitchHook`` for the
     single-run schedule; two-phase use loads a CE checkpoint and leaves it True). While off,
     the head is a plain CE head and the memory is not written.
+
+    The memory logic is :class:`~lt_plugins.models.parts.MBJMemoryTerm` (``memory_term``); this
+    head is its preset on a linear/cosine classifier. The term's banks are registered on the
+    head itself as ``memory`` / ``weight_memory`` (the term is held as a plain attribute, not a
+    sub-module), so checkpoint keys and logged module names are those of earlier versions.
 
     Args:
         num_classes (int): number of classes ``C``.
@@ -110,42 +91,50 @@ class MBJClsHead(ClsHead):
         if classifier not in ('linear', 'cosine'):
             raise ValueError(f'MBJClsHead: classifier={classifier!r}, choose \'linear\' or '
                              '\'cosine\'.')
-        if variant not in VARIANTS:
-            raise ValueError(f'MBJClsHead: variant={variant!r}, choose one of {VARIANTS}.')
-        if memory_reduction not in MEMORY_REDUCTIONS:
-            raise ValueError(f'MBJClsHead: memory_reduction={memory_reduction!r}, choose one '
-                             f'of {MEMORY_REDUCTIONS}.')
-        self.memory_reduction = memory_reduction
         self.num_classes = int(num_classes)
         self.in_channels = int(in_channels)
         self.classifier = classifier
         self.cosine_scale = float(cosine_scale)
-        self.eta = float(eta)
-        self.variant = variant
-        self.memory_enabled = bool(memory_enabled)
-        self.rj_std = float(rj_std)
         if classifier == 'linear':
             self.fc = nn.Linear(self.in_channels, self.num_classes)
         else:
             self.weight = nn.Parameter(torch.randn(self.num_classes, self.in_channels) * 0.01)
-        self.memory = self._build_memory(memory) if variant != 'W' else None
-        self.weight_memory = (self._build_memory(memory, seed_offset=1)
-                              if variant in ('W', 'WF') else None)
+        term = MBJMemoryTerm(dim=self.in_channels, num_classes=self.num_classes, memory=memory,
+                             eta=eta, variant=variant, memory_reduction=memory_reduction,
+                             rj_std=rj_std, memory_enabled=memory_enabled, owner='MBJClsHead')
+        # a plain attribute, not a sub-module: the banks below are the registered ones
+        object.__setattr__(self, 'memory_term', term)
+        self.memory = term.memories[0] if term.memories is not None else None
+        self.weight_memory = term.weight_memory
 
-    def _build_memory(self, cfg: dict, seed_offset: int = 0) -> nn.Module:
-        cfg = copy.deepcopy(cfg) if cfg is not None else dict(type='RebalancedFIFOMemory')
-        cfg.setdefault('type', 'RebalancedFIFOMemory')
-        cfg.setdefault('dim', self.in_channels)
-        cfg.setdefault('num_classes', self.num_classes)
-        if cfg.get('num_classes') != self.num_classes:
-            raise ValueError(f'MBJClsHead: memory.num_classes={cfg["num_classes"]} differs from '
-                             f'head num_classes={self.num_classes}; drop it from `memory`.')
-        if cfg.get('per_class_slots') is None:
-            cfg.setdefault('size', 5 * self.num_classes)
-        else:
-            cfg.setdefault('size', None)
-        cfg['seed'] = cfg.get('seed', 0) + seed_offset
-        return MODELS.build(cfg)
+    # -- the memory term's settings ---------------------------------------------------------
+    @property
+    def eta(self) -> float:
+        return self.memory_term.eta
+
+    @eta.setter
+    def eta(self, value: float) -> None:
+        self.memory_term.eta = float(value)
+
+    @property
+    def memory_enabled(self) -> bool:
+        return self.memory_term.enabled
+
+    @memory_enabled.setter
+    def memory_enabled(self, value: bool) -> None:
+        self.memory_term.set_memory_enabled(value)
+
+    @property
+    def variant(self) -> str:
+        return self.memory_term.variant
+
+    @property
+    def memory_reduction(self) -> str:
+        return self.memory_term.memory_reduction
+
+    @property
+    def rj_std(self) -> float:
+        return self.memory_term.rj_std
 
     # -- class counts / switch --------------------------------------------------------------
     def set_class_counts(self, counts) -> None:
@@ -158,7 +147,7 @@ class MBJClsHead(ClsHead):
 
     def set_memory_enabled(self, enabled: bool) -> None:
         """Switch the memory term (and memory writes) on or off."""
-        self.memory_enabled = bool(enabled)
+        self.memory_term.set_memory_enabled(enabled)
 
     # -- forward ----------------------------------------------------------------------------
     def classifier_weight(self) -> torch.Tensor:
@@ -185,49 +174,26 @@ class MBJClsHead(ClsHead):
         losses = self._get_loss(cls_score, data_samples, **kwargs)
         if not self.memory_enabled:
             return losses
-        mem_loss = cls_score.sum() * 0.0
-        if self.memory is not None:
-            mem_loss = mem_loss + self._feature_memory_loss(x, target)
-        if self.weight_memory is not None:
-            mem_loss = mem_loss + self._weight_memory_loss(x, target)
-        losses['loss_memory'] = self.eta * mem_loss
+        losses['loss_memory'] = self.memory_term(
+            x, target, self.classify, weight=self.classifier_weight(),
+            prototype_scores=self._prototype_scores)
         return losses
 
-    def _feature_memory_loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        bank = self.memory
-        if self.variant in ('FR', 'FR+RJ'):
-            bank.reset()
-            bank.enqueue(x, target, gather=False)  # FR: current (local) batch only
-        else:
-            bank.enqueue(x, target)
-        mem_x, mem_y = bank.get()
-        if mem_y.numel() == 0:
-            return x.sum() * 0.0
-        if self.variant == 'FR+RJ':
-            gen = counter_generator(bank.seed + 7919, int(bank.step))
-            noise = torch.randn(mem_x.shape, generator=gen).to(mem_x.device)
-            scale = mem_x.norm(dim=1, keepdim=True) / mem_x.shape[1] ** 0.5
-            mem_x = mem_x + self.rj_std * scale * noise
-        mem_x = mem_x.to(x.dtype)
-        total = F.cross_entropy(self.classify(mem_x).float(), mem_y, reduction='sum')
-        denom = dict(mean=mem_y.numel(), capacity=bank.size, batch=x.shape[0])
-        return total / denom[self.memory_reduction]
-
-    def _weight_memory_loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        bank = self.weight_memory
-        w = self.classifier_weight()
-        bank.enqueue(w, torch.arange(self.num_classes, device=w.device), gather=False)
-        protos, proto_y = bank.get()
-        if proto_y.numel() == 0:
-            return x.sum() * 0.0
-        protos = protos.to(x.dtype)
+    def _prototype_scores(self, x: torch.Tensor, protos: torch.Tensor,
+                          proto_y: torch.Tensor) -> torch.Tensor:
+        """``(B, M)`` scores of the batch on memorised weight rows, by the classifier's rule."""
         if self.classifier == 'linear':
             sim = x @ protos.t()
             if self.fc.bias is not None:
                 sim = sim + self.fc.bias.detach()[proto_y].view(1, -1)
-        else:
-            sim = self.cosine_scale * F.normalize(x, dim=1) @ F.normalize(protos, dim=1).t()
-        logits, present = multi_prototype_logits(sim.float(), proto_y, self.num_classes)
-        per_sample = F.cross_entropy(logits, target, reduction='none')
-        per_sample = torch.where(present[target], per_sample, torch.zeros_like(per_sample))
-        return per_sample.mean()
+            return sim
+        return self.cosine_scale * F.normalize(x, dim=1) @ F.normalize(protos, dim=1).t()
+
+    def _feature_memory_loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Unweighted feature-memory loss (writes the batch first)."""
+        return self.memory_term.feature_loss([x], target, [self.classify])
+
+    def _weight_memory_loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Unweighted prototype-memory loss (writes the weight rows first)."""
+        return self.memory_term.weight_loss(x, target, self.classifier_weight(),
+                                            self._prototype_scores)

@@ -1,5 +1,5 @@
 """RIDE multi-expert head: per-expert classifiers, diversity loss, router, optional MBJ memory."""
-import copy
+from functools import partial
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -9,6 +9,7 @@ from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ..parts.memory_term import MBJMemoryTerm
 from .normed_linear_head import fill_loss_scale
 
 MEMORY_SHARING = ('per_expert', 'shared')
@@ -61,7 +62,9 @@ class RIDEHead(ClsHead):
 
     ``memory_enabled`` is switched by ``MBJMemorySwitchHook`` (``set_memory_enabled``), as for
     ``MBJClsHead``; the memory term is computed with the head's classification loss (MBJ Eq. 2
-    uses the batch loss's form for both terms).
+    uses the batch loss's form for both terms). The memory logic is
+    :class:`~lt_plugins.models.parts.MBJMemoryTerm` with one view per expert (``memory_term``,
+    a plain attribute); its banks are registered here as ``memories`` (same checkpoint keys).
 
     Args:
         num_classes (int): ``C``.
@@ -128,7 +131,7 @@ class RIDEHead(ClsHead):
         elif train_router:
             raise ValueError('RIDEHead: train_router=True needs `router=dict(...)`.')
 
-        self.memory_enabled = False
+        object.__setattr__(self, 'memory_term', None)
         self.memories = None
         if mbj is not None:
             self._build_mbj(dict(mbj))
@@ -162,30 +165,23 @@ class RIDEHead(ClsHead):
         if unknown:
             raise ValueError(f'RIDEHead: unknown mbj options {sorted(unknown)}; use memory, eta, '
                              'sharing, memory_enabled.')
-        self.sharing = cfg.get('sharing', 'per_expert')
-        if self.sharing not in MEMORY_SHARING:
-            raise ValueError(f'RIDEHead: mbj.sharing={self.sharing!r}, choose one of '
+        sharing = cfg.get('sharing', 'per_expert')
+        if sharing not in MEMORY_SHARING:
+            raise ValueError(f'RIDEHead: mbj.sharing={sharing!r}, choose one of '
                              f'{MEMORY_SHARING}.')
-        self.eta = float(cfg.get('eta', 15.0))
-        self.memory_enabled = bool(cfg.get('memory_enabled', True))
-        mem = copy.deepcopy(cfg.get('memory', dict(type='RebalancedFIFOMemory', beta=1.5)))
-        mem.setdefault('type', 'RebalancedFIFOMemory')
-        mem.setdefault('num_classes', self.num_classes)
-        if mem['num_classes'] != self.num_classes:
-            raise ValueError(f'RIDEHead: mbj.memory.num_classes={mem["num_classes"]} differs '
-                             f'from num_classes={self.num_classes}; drop it from the config.')
-        if mem.get('per_class_slots') is None:
-            mem.setdefault('size', 5 * self.num_classes)
-        if 'dim' in mem:
+        mem = cfg.get('memory', dict(type='RebalancedFIFOMemory', beta=1.5))
+        if mem is not None and 'dim' in mem:
             raise ValueError('RIDEHead: mbj.memory.dim is set by the head; remove it.')
-        seed = int(mem.pop('seed', 0))
-        if self.sharing == 'per_expert':
-            self.memories = nn.ModuleList(
-                MODELS.build(dict(mem, dim=self.in_channels, seed=seed + k))
-                for k in range(self.num_experts))
-        else:
-            self.memories = nn.ModuleList(
-                [MODELS.build(dict(mem, dim=self.in_channels * self.num_experts, seed=seed))])
+        term = MBJMemoryTerm(dim=self.in_channels, num_classes=self.num_classes, memory=mem,
+                             eta=cfg.get('eta', 15.0),
+                             memory_enabled=cfg.get('memory_enabled', True),
+                             num_views=self.num_experts,
+                             sharing='per_view' if sharing == 'per_expert' else 'shared',
+                             owner='RIDEHead')
+        # a plain attribute, not a sub-module: ``memories`` (the term's banks) is the registered
+        # one, so checkpoint keys and logged names stay ``memories.<k>.*``
+        object.__setattr__(self, 'memory_term', term)
+        self.memories = term.memories
 
     def router_parameters(self) -> List[nn.Parameter]:
         if self.router_hidden is None:
@@ -202,8 +198,27 @@ class RIDEHead(ClsHead):
 
     def set_memory_enabled(self, enabled: bool) -> None:
         """MBJ memory term on/off (``MBJMemorySwitchHook``); no-op without ``mbj``."""
-        if self.memories is not None:
-            self.memory_enabled = bool(enabled)
+        if self.memory_term is not None:
+            self.memory_term.set_memory_enabled(enabled)
+
+    @property
+    def memory_enabled(self) -> bool:
+        """Whether the MBJ memory term is on (False without ``mbj``)."""
+        return self.memory_term is not None and self.memory_term.enabled
+
+    @property
+    def eta(self) -> float:
+        """``eta`` of the MBJ memory term (``mbj.eta``)."""
+        if self.memory_term is None:
+            raise AttributeError('RIDEHead has no MBJ memory term: set `mbj=dict(...)`.')
+        return self.memory_term.eta
+
+    @property
+    def sharing(self) -> str:
+        """``mbj.sharing``: ``'per_expert'`` or ``'shared'``."""
+        if self.memory_term is None:
+            raise AttributeError('RIDEHead has no MBJ memory term: set `mbj=dict(...)`.')
+        return 'per_expert' if self.memory_term.sharing == 'per_view' else 'shared'
 
     # -- forward -----------------------------------------------------------------------------
     def _check_feats(self, feats) -> Tuple[torch.Tensor, ...]:
@@ -260,36 +275,20 @@ class RIDEHead(ClsHead):
                                  for z in logits)
         if self.diversity is not None:
             losses['loss_diversity'] = sum(self.diversity(z, ensemble) for z in logits)
-        if self.memories is not None and self.memory_enabled:
-            losses['loss_memory'] = self.eta * self._memory_loss(xs, target)
+        if self.memory_enabled:
+            losses['loss_memory'] = self.memory_term(
+                xs, target, [partial(self.expert_logits, k) for k in range(self.num_experts)],
+                loss_fn=self._memory_loss_fn)
         if self.cal_acc:
             from mmpretrain.evaluation import Accuracy
             acc = Accuracy.calculate(ensemble, target, topk=self.topk)
             losses.update({f'accuracy_top-{k}': a for k, a in zip(self.topk, acc)})
         return losses
 
-    def _memory_loss(self, xs: Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-        """``sum_k L_cls(classifier_k(memory features of expert k), memory labels)``."""
-        total = xs[0].sum() * 0.0
-        if self.sharing == 'shared':
-            bank = self.memories[0]
-            bank.enqueue(torch.cat(xs, dim=1), target)
-            mem_x, mem_y = bank.get()
-            if mem_y.numel() == 0:
-                return total
-            parts = mem_x.to(xs[0].dtype).split(self.in_channels, dim=1)
-            for k, part in enumerate(parts):
-                total = total + self.loss_module(self.expert_logits(k, part), mem_y,
-                                                 avg_factor=mem_y.numel())
-            return total
-        for k, (bank, x) in enumerate(zip(self.memories, xs)):
-            bank.enqueue(x, target)
-            mem_x, mem_y = bank.get()
-            if mem_y.numel() == 0:
-                continue
-            total = total + self.loss_module(self.expert_logits(k, mem_x.to(x.dtype)), mem_y,
-                                             avg_factor=mem_y.numel())
-        return total
+    def _memory_loss_fn(self, logits: torch.Tensor, labels: torch.Tensor,
+                        denom: int) -> torch.Tensor:
+        """The configured ``loss`` (e.g. LDAM with its DRW weights) on memorised features."""
+        return self.loss_module(logits, labels, avg_factor=denom)
 
     def router_targets(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``(N, K - 1)`` router targets from ``(K, N, C)`` expert logits (RIDE Sec. 3.3).

@@ -1,0 +1,4 @@
+from .memory_reader import EpisodicMemoryReader
+from .memory_term import MBJMemoryTerm
+
+__all__ = ['EpisodicMemoryReader', 'MBJMemoryTerm']
