@@ -8,9 +8,9 @@ import pickle
 import numpy as np
 import pytest
 
-from lt_plugins.benchmark import (ARMS, Arm, Stage, get_dataset_spec, plan, register_arm,
-                                  select_arms, summarize)
-from lt_plugins.benchmark.arms import CE, CRT
+from lt_plugins.benchmark import (ARMS, Arm, Stage, get_dataset_spec, markdown_table, plan,
+                                  register_arm, select_arms, summarize)
+from lt_plugins.benchmark.arms import CE, CRT, SCREENS
 from lt_plugins.benchmark.configs import build_stage_config
 from tests.test_tools import load_tool
 
@@ -25,7 +25,7 @@ def test_every_method_has_default_arms_with_paper_and_recommended_readings():
         kinds = {a.kind for a in default if a.method == method}
         assert {'paper', 'recommended'} <= kinds, method
     # a method name selects its default arms; an arm name itself; unknown names fail
-    assert [a.name for a in select_arms(['STG'])] == ['stg-paper', 'stg']
+    assert [a.name for a in select_arms(['STG'])] == ['stg-crt', 'stg-paper', 'stg']
     assert [a.name for a in select_arms(['mbj-beta1+crt'])] == ['mbj-beta1+crt']
     with pytest.raises(ValueError, match='no such arm or method'):
         select_arms(['nope'])
@@ -47,6 +47,93 @@ def test_register_arm_plugs_in_and_refuses_a_different_recipe_under_a_known_name
     assert 'crt-short' not in ARMS
     with pytest.raises(ValueError, match='not readings of stage'):
         Arm('bad', 'IEM', ARMS['iem'].stage, readings=('no-such-reading', ))
+
+
+def test_controls_are_marked_and_control_a_registered_arm_of_their_method():
+    controls = {n for n, a in ARMS.items() if a.kind == 'control'}
+    assert {'ce-ft', 'ce-ft-lr1e-3', 'ce-ft-lr1e-4', 'ce-ft-bbmult0.1', 'iem-ft10-ce-ft',
+            'stg-crt', 'stg-gaussian', 'stg-dropout', 'stg-stage1+crt', 'stg-sgd-crt',
+            'stg-median-crt', 'stg-mixft10-crt', 'stg-mixft10-stage1+crt',
+            'stg-mixft10-sgd-crt', 'afa-nogen', 'afa-nogen+crt'} <= controls
+    for name in controls:
+        arm = ARMS[name]
+        target = ARMS[arm.control_of]
+        assert target.kind != 'control' and target.method == arm.method, name
+    assert ARMS['ce-ft'].control_of == 'mbj-paper'
+    assert ARMS['ce-ft-lr1e-3'].control_of == 'mbj-lr1e-3'
+    assert ARMS['stg-gaussian'].control_of == 'stg'
+    assert ARMS['stg-mixft10-crt'].control_of == 'stg-mixft10'
+    # the IEM ft10 control is the one CE fine-tuning run, not a second one
+    assert ARMS['iem-ft10-ce-ft'].stage is ARMS['ce-ft'].stage
+    with pytest.raises(ValueError, match='control_of'):
+        register_arm(Arm('x-control', 'CE', CE, 'control'))
+    with pytest.raises(ValueError, match='control_of'):
+        register_arm(Arm('x-variant', 'CE', CE, 'variant', control_of='ce'))
+    assert 'x-control' not in ARMS and 'x-variant' not in ARMS
+
+
+def test_screens_run_each_arm_with_its_control_in_one_call(tmp_path):
+    assert {'mbj-screen-lr', 'mbj-screen-memory', 'iem-screen-ft10', 'iem-screen-const',
+            'stg-screen-controls', 'stg-screen-sgd', 'stg-screen-median',
+            'stg-screen-mixft10'} <= set(SCREENS)
+    for screen, names in SCREENS.items():
+        arms = select_arms([screen])
+        assert [a.name for a in arms] == list(names)
+        for arm in arms:
+            if arm.kind == 'control':
+                assert arm.control_of in names, (screen, arm.name)
+    for reading in ('lr1e-3', 'lr1e-4', 'bbmult0.1'):   # each lr next to its CE control
+        assert f'ce-ft-{reading}' in SCREENS['mbj-screen-lr']
+        assert ARMS[f'ce-ft-{reading}'].control_of == f'mbj-{reading}'
+    tasks = plan(select_arms(['stg-screen-mixft10']), [0], str(tmp_path))
+    keys = [t.stage.key for t in tasks]
+    assert keys.count('ce') == 1 and keys.count('ce/stg-stage1-mixft10') == 1
+    assert keys.count('ce/stg-stage1-mixft10/stg-stage2') == 1   # one stage 2, six stage 3
+
+
+def test_screen_recipes_match_their_configs(tmp_path):
+    """The overrides of the round-2 arms give what the -cpu-<screen> configs say."""
+    spec = get_dataset_spec('digits-lt')
+    scale = spec.batch_size / 128 * spec.lr_factor
+
+    def cfg(arm, stage=-1, **kw):
+        return build_stage_config(ARMS[arm].stage.chain()[stage], spec, 'cpu', 0,
+                                  str(tmp_path), **kw)
+    mbj, ctl = cfg('mbj-lr1e-3'), cfg('ce-ft-lr1e-3')
+    assert mbj.optim_wrapper.optimizer.lr == pytest.approx(1e-3 * scale)
+    assert ctl.optim_wrapper.optimizer.lr == pytest.approx(1e-3 * scale)
+    assert mbj.model.head.get('memory_enabled', True) and ctl.model.head.memory_enabled is False
+    assert cfg('mbj-lr1e-3-perclass5').model.head.memory.per_class_slots == 5
+    bb = cfg('mbj-bbmult0.1').optim_wrapper.paramwise_cfg.custom_keys.backbone
+    assert bb.lr_mult == 0.1
+    crt = cfg('mbj-lr1e-3+crt')
+    assert crt.model.reinit_head and crt.optim_wrapper.optimizer.lr == pytest.approx(0.1 * scale)
+    iem = cfg('iem-ft10-memlr1e-3-cbs')
+    assert iem.train_cfg.max_epochs == 10 and iem.param_scheduler[0].type == 'ConstantLR'
+    assert iem.optim_wrapper.optimizer.lr == pytest.approx(0.01 * scale)
+    assert iem.optim_wrapper.paramwise_cfg.custom_keys['head.global_memory'].fixed_lr == 1e-3
+    assert iem.train_dataloader.sampler.type == 'ClassBalancedSampler'
+    assert ARMS['iem-ft10'].stage.parent is CE
+    paper = cfg('iem-ft10').optim_wrapper.paramwise_cfg.custom_keys['head.local_memory']
+    assert paper.fixed_lr == 1e-5
+    lv = cfg('iem-learnable-values@readings').model.head
+    assert lv.write_after_warmup is False and lv.warmup_value == 'logit'
+    # STG: the median split in stages 2 and 3 (kept in --quick), Table 7 values, the token
+    for stage in (-1, -2):
+        assert cfg('stg-median', stage).model.head.head_threshold == 'median'
+        assert cfg('stg-median', stage, quick_indices={}).model.head.head_threshold == 'median'
+    assert cfg('stg', quick_indices={}).model.head.head_threshold == 10
+    assert cfg('stg-dropout').model.head.dropout_p == 0.3
+    assert cfg('stg-gaussian').model.head.noise_std == 1.0
+    tok = cfg('stg-lam0.5-tokencls').model.head
+    assert tok.token_source == 'classifier' and tok.lam == 0.5
+    s1 = cfg('stg-mixft10', 0 + 1)   # chain: ce, mixft10, stage 2, stage 3
+    assert s1.model.train_cfg.augments.type == 'Mixup' and s1.train_cfg.max_epochs == 10
+    assert s1.optim_wrapper.optimizer.lr == pytest.approx(0.01 * scale)
+    sgd = cfg('stg-mixft10-sgd')
+    assert sgd.optim_wrapper.optimizer.type == 'SGD' and sgd.model.head.lam == 0.5
+    assert sgd.param_scheduler[0].type == 'CosineAnnealingLR'
+    assert cfg('stg-mixft10').optim_wrapper.optimizer.type == 'Adam'
 
 
 def test_plan_runs_each_stage_once_per_seed_and_unions_readings(tmp_path):
@@ -126,6 +213,27 @@ def test_summary_chooses_readings_and_methods_on_validation_never_on_test():
     assert out['arms']['stg']['wall_s'] == pytest.approx(125.0)
     assert out['arms']['stg']['step_ratio'] == pytest.approx(1.5)   # 0.3 / CE's 0.2
     assert out['arms']['ce']['step_ratio'] == pytest.approx(1.0)
+
+
+def test_a_control_with_the_best_validation_score_is_never_its_methods_reading():
+    arms = select_arms(['stg-paper', 'stg-crt', 'stg-gaussian', 'stg', 'ce-ft'])
+    s2 = 'stg-stage1/stg-stage2'
+    results = {(0, 'stg-stage1'): _result(0, 0), (0, s2): _result(0, 0),
+               (0, s2 + '/stage3-lam1.5'): _result(60, 60),
+               (0, s2 + '/stage3-lam0.5'): _result(58, 58),
+               (0, s2 + '/stage3-crt'): _result(70, 70),          # best on val: a control
+               (0, s2 + '/stage3-gaussian'): _result(65, 65),
+               (0, 'ce'): _result(50, 50), (0, 'ce/ce-ft'): _result(99, 99)}
+    out = summarize(arms, [0], results)
+    assert out['methods']['STG'] == 'stg-paper'
+    assert not out['arms']['stg-crt']['chosen_for_method']
+    # MBJ has only its control here: no MBJ reading at all
+    assert 'MBJ' not in out['methods'] and not out['arms']['ce-ft']['chosen_for_method']
+    # the controls follow the arm they control; ce-ft's arm (mbj-paper) is absent
+    assert list(out['arms']) == ['stg-paper', 'stg', 'stg-crt', 'stg-gaussian', 'ce-ft']
+    table = markdown_table(out)
+    assert '| stg-crt | STG (control of stg) |' in table
+    assert '| stg-paper **\\*** |' in table
 
 
 def _run(argv):

@@ -7,7 +7,10 @@
         --schedule paper --device cuda --jobs 5 --methods ce crt mbj stg afa
 
 Arms (``--list``) come from :mod:`lt_plugins.benchmark.arms` (``register_arm`` adds one);
-``--methods`` takes arm names, method names (their default arms), ``default`` or ``all``.
+``--methods`` takes arm names, method names (their default arms), screen names (the round-2
+screens of issues 18 / 19 with their controls, e.g. ``mbj-screen-lr``), ``default`` or
+``all``. Control arms (CE fine-tuning, a cRT inside a method's pipeline, STG's Table-7 noise)
+sit next to the arm they control and are never reported as their method's reading.
 Every stage of every seed runs once in its own process, pinned to its own cores
 (``--jobs``); stage-1 checkpoints are shared by the arms that start from them; a stage whose
 result exists is skipped unless ``--force``. Every arm is tested on the balanced validation
@@ -30,6 +33,7 @@ from lt_plugins.benchmark import (ARMS, BenchmarkRunner, get_dataset_spec,  # no
                                   load_results, markdown_table, parse_value, plan,
                                   plot_per_class, plot_shots, select_arms, summarize,
                                   with_data_root)
+from lt_plugins.benchmark.arms import SCREENS  # noqa: E402
 from lt_plugins.benchmark.datasets import DATASET_SPECS  # noqa: E402
 
 
@@ -63,9 +67,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def list_arms() -> str:
-    lines = [f'{"arm":<24}{"method":<12}{"kind":<13}{"default":<9}stages'] + [
-        f'{a.name:<24}{a.method:<12}{a.kind:<13}{"yes" if a.default else "":<9}'
-        f'{a.stage.key}' for a in ARMS.values()]
+    width = max(len(a) for a in ARMS) + 2
+    lines = [f'{"arm":<{width}}{"method":<12}{"kind":<13}{"default":<9}stages'] + [
+        f'{a.name:<{width}}{a.method:<12}{a.kind:<13}{"yes" if a.default else "":<9}'
+        f'{a.stage.key}' + (f'  (control of {a.control_of})' if a.control_of else '')
+        for a in ARMS.values()]
+    lines += [f'screen {k}: {" ".join(v)}' for k, v in SCREENS.items()]
     lines.append(f'datasets: {", ".join(sorted(DATASET_SPECS))}')
     return '\n'.join(lines)
 
