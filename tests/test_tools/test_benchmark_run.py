@@ -401,3 +401,22 @@ def test_ride_arms_take_the_dataset_and_chain_mbj_on_the_ride_model(tmp_path, na
     ldam = build_stage_config(ARMS['ldam-drw'].stage, spec, 'cpu', 0, str(tmp_path))
     assert ldam.model.head.loss.type == 'LDAMLoss'
     assert ldam.model.head.num_classes == classes
+
+
+@pytest.mark.slow   # ~20 s on the shared 2-core machine
+def test_time_feature_cache_times_the_frozen_backbone_stage_live_and_cached(tmp_path):
+    summary = _run(['--dataset', 'digits-lt', '--quick', '--jobs', '0', '--methods', 'stg',
+                    '--time-feature-cache', '1', '--time-stride', '2',
+                    '--work-dir', str(tmp_path)])
+    speed = summary['feature_cache_speed']
+    key = ARMS['stg'].stage.key
+    assert list(speed) == [key]              # the arm's final stage only (not stages 1 / 2)
+    res = speed[key]
+    # extract_s comes from the FeatureCacheHook of the cached run
+    assert res['live_epoch_s'] > 0 and res['cached_epoch_s'] > 0 and res['extract_s'] > 0
+    assert res['epochs_in_config'] == 1 and res['subset_stride'] == 2
+    assert res['speedup_stage'] == pytest.approx(
+        res['live_epoch_s'] / (res['extract_s'] + res['cached_epoch_s']))
+    from lt_plugins.benchmark.speed import time_feature_cache
+    with pytest.raises(ValueError, match='not cacheable'):
+        time_feature_cache(CE, get_dataset_spec('digits-lt'), 'cpu', 0, str(tmp_path), 'x')

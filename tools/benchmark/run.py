@@ -15,7 +15,8 @@ Every stage of every seed runs once in its own process, pinned to its own cores
 (``--jobs``); stage-1 checkpoints are shared by the arms that start from them; a stage whose
 result exists is skipped unless ``--force``. Every arm is tested on the balanced validation
 split and the test split; a reading (tau of tau-norm, IEM's memory reads) and the arm
-reported per method are chosen on validation. Writes ``<out>/<dataset>.json``, ``.md`` and two
+reported per method are chosen on validation. ``--time-feature-cache EPOCHS`` then times
+the frozen-backbone stages live vs on cached features. Writes ``<out>/<dataset>.json``, ``.md`` and two
 plots (``_shots.png``, ``_per_class.png``).
 """
 import argparse
@@ -59,6 +60,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--force', action='store_true', help='re-run stages whose result exists')
     p.add_argument('--feature-cache', type=int, default=0, metavar='VIEWS',
                    help='cached features for the frozen-backbone stages that support it')
+    p.add_argument('--time-feature-cache', type=int, default=0, metavar='EPOCHS',
+                   help='after the run, time EPOCHS epochs of each selected arm\'s final '
+                   'frozen-backbone stage (STG stages 2-3) live vs on cached features '
+                   '(first seed, in this process) and report the speed-up')
+    p.add_argument('--time-stride', type=int, default=1, metavar='K',
+                   help='--time-feature-cache on every K-th training image only')
     p.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'benchmark'))
     p.add_argument('--out', default=None, help='directory of the table / JSON / plots '
                    '(default: the run directory)')
@@ -75,6 +82,34 @@ def list_arms() -> str:
     lines += [f'screen {k}: {" ".join(v)}' for k, v in SCREENS.items()]
     lines.append(f'datasets: {", ".join(sorted(DATASET_SPECS))}')
     return '\n'.join(lines)
+
+
+def time_cached_stages(args, spec, arms, tasks, runner) -> dict:
+    """``--time-feature-cache``: live vs cached epochs of each selected arm's final stage
+    that is cacheable (first seed; its parent must have finished)."""
+    from lt_plugins.benchmark.runner import quick_indices
+    from lt_plugins.benchmark.speed import time_feature_cache
+    finals = {a.stage.key for a in arms if a.stage.cacheable}
+    out = {}
+    for task in tasks:
+        if task.seed != args.seeds[0] or task.stage.key not in finals:
+            continue
+        if task.parent is None or not osp.isfile(task.parent.result_path):
+            print(f'[speed] {task.label}: its parent did not finish; not timed', flush=True)
+            continue
+        with open(task.parent.result_path) as f:
+            load_from = json.load(f)['checkpoint']
+        res = time_feature_cache(task.stage, spec, args.schedule, task.seed, task.dir,
+                                 load_from, args.time_feature_cache,
+                                 max(args.feature_cache, 1), args.time_stride,
+                                 quick_indices(spec) if args.quick else None, args.device)
+        out[task.stage.key] = res
+        print(f'[speed] {task.stage.key}: {res["live_epoch_s"]:.2f} s / epoch live, '
+              f'{res["cached_epoch_s"]:.2f} s cached (+{res["extract_s"]:.1f} s extraction);'
+              f' speed-up {res["speedup_per_epoch"]:.1f}x per epoch, '
+              f'{res["speedup_stage"]:.1f}x over its {res["epochs_in_config"]} epochs',
+              flush=True)
+    return out
 
 
 def main(argv=None) -> dict:
@@ -102,6 +137,8 @@ def main(argv=None) -> dict:
           f'{args.device}{", amp" if amp else ""}) under {runner.root}', flush=True)
     stats = runner.run(tasks)
     summary = summarize(arms, args.seeds, load_results(tasks))
+    if args.time_feature_cache:
+        summary['feature_cache_speed'] = time_cached_stages(args, spec, arms, tasks, runner)
     summary.update(dataset=spec.tag, dataset_args={k: v for k, v in spec.kwargs.items()
                                                    if k != 'data_root'},
                    schedule=args.schedule, quick=args.quick, seeds=args.seeds,
