@@ -103,8 +103,8 @@ class Arm:
 KINDS = ('baseline', 'paper', 'recommended', 'variant', 'control')
 ARMS: Dict[str, Arm] = {}
 _STAGES: Dict[str, Stage] = {}
-# Round-2 screens (issues 18 and 19): ``--methods NAME`` runs the listed arms with their
-# controls in one call (filled in below).
+# Named arm lists (the round-2 screens of issues 18 and 19, the IEM ablation table):
+# ``--methods NAME`` runs the listed arms with their controls in one call (filled in below).
 SCREENS: Dict[str, Tuple[str, ...]] = {}
 
 
@@ -176,7 +176,7 @@ register_arm(Arm('taunorm', 'tau-norm', TAUNORM, 'baseline',
                  'CE classifier tau-normalised, tau chosen on val', True))
 
 # --------------------------------------------------------------------------- MBJ
-# Readings of tools/benchmark/bench_mbj_accuracy.py (cfg overrides on the MBJ template).
+# Readings of MBJ: cfg overrides on the MBJ template (10 epochs from the CE checkpoint).
 _FROZEN = {'model.type': 'DecoupledClassifier', 'model.reinit_head': False}
 MBJ_READINGS: Dict[str, Dict[str, object]] = {
     'paper': {},
@@ -265,7 +265,9 @@ SCREENS['mbj-screen-memory'] = ('ce-ft-lr1e-3', 'mbj-lr1e-3', 'mbj-lr1e-3-beta1'
                                 'mbj-paper+crt', 'crt')
 
 # --------------------------------------------------------------------------- IEM
-# Variants (training) and readings (inference only) of tools/benchmark/bench_iem_accuracy.py.
+# Variants (training) and readings (inference only, evaluated on the trained checkpoint; a
+# reading added later is evaluated without training again): the Table 5 ablations and the
+# open choices of the paper.
 _MEM_LR_1E3 = {'optim_wrapper.paramwise_cfg.custom_keys': {
     'head.global_memory': dict(adam=True, lr_mult=1e-2, decay_mult=0.0),
     'head.local_memory': dict(adam=True, lr_mult=1e-2, decay_mult=0.0)}}
@@ -275,6 +277,8 @@ IEM_VARIANTS: Dict[str, Dict[str, object]] = {
     'no-local': {'model.head.use_local_memory': False},
     'no-global': {'model.head.use_global_memory': False},
     'memlr1e-3': dict(_MEM_LR_1E3),
+    'frozen-writes': dict(_MEM_LR_1E3, **{'model.head.write_after_warmup': False,
+                                          'model.head.warmup_iters': 500}),
     'e2e': {'model.head.memory_loss_to_backbone': True},
     'logit-values': {'model.head.warmup_value': 'logit'},
     'region-max': {'model.head.region_reduce': 'max'},
@@ -316,12 +320,18 @@ IEM_READINGS: Dict[str, Dict[str, object]] = {
                          _W: dict(classifier=0.0, global_memory=1.0, local_memory=0.0)},
     'drop-local': {_W: dict(classifier=0.5, global_memory=0.25, local_memory=0.0)},
     'drop-global': {_W: dict(classifier=0.5, global_memory=0.0, local_memory=0.25)},
+    'classifier-heavy': {_W: dict(classifier=0.8, global_memory=0.1, local_memory=0.1)},
+    'keys-memory-only': {'model.head.inference_read': 'keys',
+                         _W: dict(classifier=0.0, global_memory=0.5, local_memory=0.5)},
+    'global-only': {_W: dict(classifier=0.0, global_memory=1.0, local_memory=0.0)},
+    'local-only': {_W: dict(classifier=0.0, global_memory=0.0, local_memory=1.0)},
 }
 IEM_STAGES: Dict[str, Stage] = {}
 for _variant, _over in IEM_VARIANTS.items():
     # the probe arm: every inference reading of the trained variant, chosen on val
     # a reading that weighs only a memory the variant lacks has nothing to read
-    _skip = {'no-global': ('keys+global-only', )}.get(_variant, ())
+    _skip = {'no-global': ('keys+global-only', 'global-only'),
+             'no-local': ('local-only', )}.get(_variant, ())
     _stage = IEM_STAGES[_variant] = Stage(
         f'iem-{_variant}', IEM, dict(_over),
         readings={k: v for k, v in IEM_READINGS.items() if k not in _skip})
@@ -354,6 +364,8 @@ for _variant, _over in IEM_FT10.items():
 register_arm(Arm('iem-ft10-ce-ft', 'IEM', CE_FT, 'control',
                  'CE, then 10 epochs CE fine-tuning at lr 0.01 (IEM ft10 control)',
                  control_of='iem-ft10'))
+SCREENS['iem-ablations'] = ('ce', *(f'iem-{v}@readings' for v in (
+    'paper', 'memlr1e-3', 'no-rsa', 'no-local', 'no-global')))
 SCREENS['iem-screen-ft10'] = ('iem-ft10-ce-ft', *(f'iem-{v}' for v in IEM_FT10))
 SCREENS['iem-screen-const'] = ('ce', 'iem-paper', *(
     f'iem-{v}@readings' for v in ('memlr1e-5-const', 'memlr1e-3-const', 'learnable-values',

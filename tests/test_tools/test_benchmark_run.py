@@ -74,6 +74,7 @@ def test_controls_are_marked_and_control_a_registered_arm_of_their_method():
 
 def test_screens_run_each_arm_with_its_control_in_one_call(tmp_path):
     assert {'mbj-screen-lr', 'mbj-screen-memory', 'iem-screen-ft10', 'iem-screen-const',
+            'iem-ablations',
             'stg-screen-controls', 'stg-screen-sgd', 'stg-screen-median',
             'stg-screen-mixft10'} <= set(SCREENS)
     for screen, names in SCREENS.items():
@@ -116,6 +117,13 @@ def test_screen_recipes_match_their_configs(tmp_path):
     assert ARMS['iem-ft10'].stage.parent is CE
     paper = cfg('iem-ft10').optim_wrapper.paramwise_cfg.custom_keys['head.local_memory']
     assert paper.fixed_lr == 1e-5
+    # the former bench_iem_accuracy.py variants / readings; a reading of a memory the variant
+    # lacks (weights on it alone) is left out
+    assert {'classifier-heavy', 'keys-memory-only', 'global-only', 'local-only'} <= set(
+        ARMS['iem-paper@readings'].stage.readings)
+    assert 'global-only' not in ARMS['iem-no-global@readings'].stage.readings
+    assert 'local-only' not in ARMS['iem-no-local@readings'].stage.readings
+    assert cfg('iem-frozen-writes@readings').model.head.write_after_warmup is False
     lv = cfg('iem-learnable-values@readings').model.head
     assert lv.write_after_warmup is False and lv.warmup_value == 'logit'
     # STG: the median split in stages 2 and 3 (kept in --quick), Table 7 values, the token
@@ -420,3 +428,36 @@ def test_time_feature_cache_times_the_frozen_backbone_stage_live_and_cached(tmp_
     from lt_plugins.benchmark.speed import time_feature_cache
     with pytest.raises(ValueError, match='not cacheable'):
         time_feature_cache(CE, get_dataset_spec('digits-lt'), 'cpu', 0, str(tmp_path), 'x')
+
+
+def test_new_readings_of_a_finished_stage_are_evaluated_without_training_it_again(tmp_path):
+    stage = Stage('ce-topup-test', CE.template,
+                  readings={'default': {}, 'again': {'randomness.seed': 7}})
+    register_arm(Arm('topup-one', 'CE', stage, readings=('default', )))
+    register_arm(Arm('topup-all', 'CE', stage))
+    try:
+        argv = ['--dataset', 'digits-lt', '--quick', '--jobs', '0', '--work-dir',
+                str(tmp_path)]
+        first = _run(argv + ['--methods', 'topup-one'])
+        root = osp.join(str(tmp_path), 'digits-lt-imb_factor25', 'cpu-quick', 's0',
+                        'ce-topup-test')
+        result = json.load(open(osp.join(root, 'result.json')))
+        assert list(result['readings']) == ['default']
+        mtime = osp.getmtime(result['checkpoint'])
+        second = _run(argv + ['--methods', 'topup-all'])
+        after = json.load(open(osp.join(root, 'result.json')))
+        assert list(after['readings']) == ['default', 'again']
+        # not trained again: same checkpoint file, same training time and numbers
+        assert osp.getmtime(after['checkpoint']) == mtime
+        assert after['wall_s'] == result['wall_s']
+        assert after['readings']['default'] == result['readings']['default']
+        assert after['readings']['again']['test'] == result['readings']['default']['test']
+        task = json.load(open(osp.join(root, 'task.json')))
+        assert task['train'] is False and list(task['readings']) == ['again']
+        assert not osp.exists(osp.join(root, 'result.prev.json'))
+        assert second['arms']['topup-all']['test'] == first['arms']['topup-one']['test']
+    finally:
+        ARMS.pop('topup-one', None)
+        ARMS.pop('topup-all', None)
+        from lt_plugins.benchmark.arms import _STAGES
+        _STAGES.pop('ce-topup-test', None)
