@@ -461,3 +461,29 @@ def test_new_readings_of_a_finished_stage_are_evaluated_without_training_it_agai
         ARMS.pop('topup-all', None)
         from lt_plugins.benchmark.arms import _STAGES
         _STAGES.pop('ce-topup-test', None)
+
+
+def test_mbj_probe_reads_the_ce_checkpoint_and_never_chooses_a_control(tmp_path):
+    from lt_plugins.benchmark.probe import PROBE_READINGS, summarize_probe
+    tool = load_tool('tools/benchmark/run.py')
+    assert tool.parse_args(['--mbj-probe']).mbj_probe == []        # all readings
+    summary = tool.main(['--dataset', 'digits-lt', '--quick', '--jobs', '0', '--methods',
+                         'ce', '--mbj-probe', 'ce-ft', 'crt', 'paper', 'size50C-eta5',
+                         '--work-dir', str(tmp_path)])
+    probe = summary['mbj_probe']
+    assert probe['checkpoints']['0'].endswith(osp.join('s0', 'ce', 'epoch_1.pth'))
+    assert list(probe['readings']) == ['ce-ft', 'crt', 'paper', 'size50C-eta5']
+    assert probe['chosen_on_val'] in ('paper', 'size50C-eta5')
+    for entry in probe['readings'].values():
+        assert 0 <= entry['test']['top1'] <= 100 and entry['seeds'] == [0]
+    assert len(probe['class_counts']) == 10 and probe['extract_s'][0] > 0
+    # choice on val among the non-controls, even when a control scores higher
+    run = dict(seed=0, wall_s=1.0)
+    runs = {'crt': [dict(run, val=dict(top1=90.0), test=dict(top1=90.0))],
+            'paper': [dict(run, val=dict(top1=60.0), test=dict(top1=99.0))],
+            'beta1': [dict(run, val=dict(top1=70.0), test=dict(top1=10.0))]}
+    assert summarize_probe(runs)['chosen_on_val'] == 'beta1'
+    assert PROBE_READINGS['crt']['control'] and PROBE_READINGS['ce-ft']['control']
+    with pytest.raises(ValueError, match='--mbj-probe readings'):
+        from lt_plugins.benchmark.probe import run_probe
+        run_probe(get_dataset_spec('digits-lt'), 'cpu', {0: 'x.pth'}, str(tmp_path), ['nope'])

@@ -16,7 +16,8 @@ Every stage of every seed runs once in its own process, pinned to its own cores
 result exists is skipped unless ``--force``. Every arm is tested on the balanced validation
 split and the test split; a reading (tau of tau-norm, IEM's memory reads) and the arm
 reported per method are chosen on validation. ``--time-feature-cache EPOCHS`` then times
-the frozen-backbone stages live vs on cached features. Writes ``<out>/<dataset>.json``, ``.md`` and two
+the frozen-backbone stages live vs on cached features; ``--mbj-probe`` runs MBJ's
+frozen-feature calibration (:mod:`lt_plugins.benchmark.probe`) on the CE checkpoints. Writes ``<out>/<dataset>.json``, ``.md`` and two
 plots (``_shots.png``, ``_per_class.png``).
 """
 import argparse
@@ -66,6 +67,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    '(first seed, in this process) and report the speed-up')
     p.add_argument('--time-stride', type=int, default=1, metavar='K',
                    help='--time-feature-cache on every K-th training image only')
+    p.add_argument('--mbj-probe', nargs='*', default=None, metavar='READING',
+                   help='after the run, the MBJ frozen-feature probe on each seed\'s CE '
+                   'checkpoint (adds the ce arm): the MBJ head alone fine-tuned on cached '
+                   'features per reading (none given: all; see lt_plugins/benchmark/probe.py)')
+    p.add_argument('--probe-epochs', type=int, default=10,
+                   help='--mbj-probe epochs per reading (1 with --quick)')
     p.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'benchmark'))
     p.add_argument('--out', default=None, help='directory of the table / JSON / plots '
                    '(default: the run directory)')
@@ -112,6 +119,33 @@ def time_cached_stages(args, spec, arms, tasks, runner) -> dict:
     return out
 
 
+def mbj_probe(args, spec, tasks, runner) -> dict:
+    """``--mbj-probe``: the frozen-feature MBJ calibration on each seed's CE checkpoint."""
+    from lt_plugins.benchmark.probe import run_probe
+    from lt_plugins.benchmark.runner import quick_indices
+    checkpoints = {}
+    for task in tasks:
+        if task.stage.key == 'ce' and osp.isfile(task.result_path):
+            with open(task.result_path) as f:
+                checkpoints[task.seed] = json.load(f)['checkpoint']
+    if not checkpoints:
+        print('[probe] no CE checkpoint finished: MBJ probe skipped', flush=True)
+        return {}
+    res = run_probe(spec, args.schedule, checkpoints, osp.join(runner.root, 'mbj-probe'),
+                    args.mbj_probe or None, 1 if args.quick else args.probe_epochs,
+                    quick_indices(spec) if args.quick else None)
+    print(f'MBJ probe (frozen backbone, cached features, seeds {sorted(checkpoints)}); '
+          f'chosen on val: {res["chosen_on_val"]}', flush=True)
+    print(f'{"reading":<18}{"val top1":>10}{"test top1":>11}{"many":>8}{"medium":>8}'
+          f'{"few":>8}', flush=True)
+    for name, e in res['readings'].items():
+        t = e['test']
+        print(f'{name + (" (control)" if e["control"] else ""):<18}{e["val"]["top1"]:>10.2f}'
+              f'{t["top1"]:>11.2f}' + ''.join(f'{t.get(k, float("nan")):>8.2f}'
+                                              for k in ('many', 'medium', 'few')), flush=True)
+    return res
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.list:
@@ -127,6 +161,8 @@ def main(argv=None) -> dict:
         dargs['imb_factor'] = args.ir
     spec = with_data_root(get_dataset_spec(args.dataset, dargs), args.data_root)
     arms = select_arms(args.methods)
+    if args.mbj_probe is not None and ARMS['ce'] not in arms:
+        arms.append(ARMS['ce'])           # the probe reads the CE checkpoints
     amp = (args.device == 'cuda') if args.amp is None else args.amp
     runner = BenchmarkRunner(spec, args.schedule, args.work_dir, args.jobs, args.device, amp,
                              args.quick, args.force, args.feature_cache,
@@ -139,6 +175,8 @@ def main(argv=None) -> dict:
     summary = summarize(arms, args.seeds, load_results(tasks))
     if args.time_feature_cache:
         summary['feature_cache_speed'] = time_cached_stages(args, spec, arms, tasks, runner)
+    if args.mbj_probe is not None:
+        summary['mbj_probe'] = mbj_probe(args, spec, tasks, runner)
     summary.update(dataset=spec.tag, dataset_args={k: v for k, v in spec.kwargs.items()
                                                    if k != 'data_root'},
                    schedule=args.schedule, quick=args.quick, seeds=args.seeds,
