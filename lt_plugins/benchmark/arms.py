@@ -14,7 +14,8 @@ reading, ``variant``, ``control``). A ``control`` arm (``control_of`` = the arm 
 CE fine-tuning at the same lr, a cRT inside the method's pipeline, Table-7 noise) is shown
 next to that arm but never reported as its method's reading. :data:`SCREENS` names the arm
 lists of the round-2 screens (issues 18 and 19), each with its controls. New methods plug in
-with :func:`register_arm`; the runner never needs editing. Overrides are mmengine dotted keys; a value may be a callable of the
+with :func:`register_arm`; the runner never needs editing. Overrides are mmengine dotted
+keys; a value may be a callable of the
 :class:`~lt_plugins.benchmark.datasets.DatasetSpec` (e.g. a memory of ``5 * C`` slots).
 """
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ class Arm:
             ``'control'`` (never chosen as its method's reading).
         description: one line for the table.
         default: part of the default method list.
-        probe: a method-specific diagnostic of the old benchmark scripts.
+        probe: a diagnostic arm (e.g. every inference reading of a trained variant).
         readings: the stage readings this arm may report (None: all of them); a stage
             evaluates the union of what its selected arms need.
         control_of: for a ``'control'`` arm, the arm it controls (shown after it).
@@ -485,6 +486,45 @@ for _variant, _over in AFA_VARIANTS.items():
                      'recommended' if paper else ('control' if control else 'variant'),
                      f'AFA + LBLS ({_variant}), then cRT', paper,
                      control_of='afa' if control else None))
+
+# Issue 19 screen (configs/afa/afa*_cpu-screen15*.py): 15 epochs with t = 5 (warm-up 3
+# epochs, cosine to 15), each reading of the mask / decomposition / BatchNorm, then cRT with
+# the same neck; no generation and CE in the same pipeline (neck off) are the controls.
+_S15 = {'param_scheduler': [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=3,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=12, eta_min=0.0, by_epoch=True, begin=3, end=15,
+         convert_to_iter_based=True)],
+    'train_cfg.max_epochs': 15,
+    'custom_hooks': [dict(type='ClassCountsHook'),
+                     dict(type='LBLSHook', start=5, weight=2.0, by_epoch=True)]}
+_NO_LBLS = {'model.head.all_loss_weight': 0.0, 'custom_hooks': [dict(type='ClassCountsHook')]}
+AFA_SCREEN: Dict[str, Dict[str, object]] = {
+    '': {},
+    '-spatial': {'model.neck.mask_axis': 'spatial'},
+    '-sigmoid': {'model.neck.mask': 'sigmoid'},
+    '-softmaxn': {'model.neck.mask': 'softmax_times_n'},
+    '-varinput': {'model.neck.var_source': 'input'},
+    '-bnfrozen': {'model.neck.gen_bn': 'frozen_stats'},
+    '-conv1x1': {'model.neck.qkv': 'conv1x1'},
+    '-nogen': dict(_NO_LBLS, **{'model.neck.generate': False}),
+    '-ce': dict(_NO_LBLS, **{'model.neck.generate': False,
+                             'model.neck.attention_addition': False}),
+}
+for _variant, _over in AFA_SCREEN.items():
+    _control = _variant in ('-nogen', '-ce')
+    _s1 = Stage(f'afa-s15{_variant}', AFA, dict(_S15, **_over))
+    _s2 = Stage('crt', AFA_CRT, {k: v for k, v in _over.items() if k.startswith('model.neck.')
+                                 and k != 'model.neck.generate'}, parent=_s1)
+    register_arm(Arm(f'afa-s15{_variant}', 'AFA', _s1, 'control' if _control else 'variant',
+                     f'AFA + LBLS, 15-epoch screen ({_variant[1:] or "paper"})',
+                     control_of='afa-s15' if _control else None))
+    register_arm(Arm(f'afa-s15{_variant}+crt', 'AFA', _s2,
+                     'control' if _control else 'variant',
+                     f'AFA + LBLS, 15-epoch screen ({_variant[1:] or "paper"}), then cRT',
+                     control_of='afa-s15+crt' if _control else None))
+SCREENS['afa-screen15'] = ('ce', 'crt', *(f'afa-s15{v}{c}' for v in AFA_SCREEN
+                                          for c in ('', '+crt')))
 
 # --------------------------------------------------------------------------- LDAM-DRW, RIDE
 # Issue-16 baselines and MBJ + RIDE (configs/baselines/ldam-drw_*, configs/ride/): RIDE trains

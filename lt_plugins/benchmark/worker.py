@@ -6,7 +6,8 @@
 ``TASK.json`` (written by :mod:`.runner`) names the stage config file, the checkpoint it
 loads, whether it trains, its readings (inference-only cfg overrides) and where the result
 goes; with ``previous`` (an earlier result of the stage) it only evaluates the readings that
-result lacks, on its checkpoint, and adds them to it. The result JSON holds the training wall time, the mean training step time, and per
+result lacks, on its checkpoint, and adds them to it. The result JSON holds the training
+wall time, the mean training step time, and per
 reading the val / test metrics (overall, many, medium, few) and per-class accuracies.
 """
 import json

@@ -54,7 +54,8 @@ def test_controls_are_marked_and_control_a_registered_arm_of_their_method():
     assert {'ce-ft', 'ce-ft-lr1e-3', 'ce-ft-lr1e-4', 'ce-ft-bbmult0.1', 'iem-ft10-ce-ft',
             'stg-crt', 'stg-gaussian', 'stg-dropout', 'stg-stage1+crt', 'stg-sgd-crt',
             'stg-median-crt', 'stg-mixft10-crt', 'stg-mixft10-stage1+crt',
-            'stg-mixft10-sgd-crt', 'afa-nogen', 'afa-nogen+crt'} <= controls
+            'stg-mixft10-sgd-crt', 'afa-nogen', 'afa-nogen+crt', 'afa-s15-nogen',
+            'afa-s15-ce+crt'} <= controls
     for name in controls:
         arm = ARMS[name]
         target = ARMS[arm.control_of]
@@ -76,7 +77,7 @@ def test_screens_run_each_arm_with_its_control_in_one_call(tmp_path):
     assert {'mbj-screen-lr', 'mbj-screen-memory', 'iem-screen-ft10', 'iem-screen-const',
             'iem-ablations',
             'stg-screen-controls', 'stg-screen-sgd', 'stg-screen-median',
-            'stg-screen-mixft10'} <= set(SCREENS)
+            'stg-screen-mixft10', 'afa-screen15'} <= set(SCREENS)
     for screen, names in SCREENS.items():
         arms = select_arms([screen])
         assert [a.name for a in arms] == list(names)
@@ -142,6 +143,15 @@ def test_screen_recipes_match_their_configs(tmp_path):
     assert sgd.optim_wrapper.optimizer.type == 'SGD' and sgd.model.head.lam == 0.5
     assert sgd.param_scheduler[0].type == 'CosineAnnealingLR'
     assert cfg('stg-mixft10').optim_wrapper.optimizer.type == 'Adam'
+    # AFA 15-epoch screen: t = 5, the variant's neck also in its cRT, no LBLS in the controls
+    afa = cfg('afa-s15-sigmoid', 0)
+    assert afa.train_cfg.max_epochs == 15 and afa.model.neck.mask == 'sigmoid'
+    assert [h.get('start') for h in afa.custom_hooks if h.type == 'LBLSHook'] == [5]
+    assert cfg('afa-s15-sigmoid+crt').model.neck.mask == 'sigmoid'
+    ce = cfg('afa-s15-ce', 0)
+    assert not ce.model.neck.generate and ce.model.head.all_loss_weight == 0.0
+    assert all(h.type != 'LBLSHook' for h in ce.custom_hooks)
+    assert cfg('afa-s15-ce+crt').model.neck.attention_addition is False
 
 
 def test_plan_runs_each_stage_once_per_seed_and_unions_readings(tmp_path):

@@ -17,7 +17,8 @@ result exists is skipped unless ``--force``. Every arm is tested on the balanced
 split and the test split; a reading (tau of tau-norm, IEM's memory reads) and the arm
 reported per method are chosen on validation. ``--time-feature-cache EPOCHS`` then times
 the frozen-backbone stages live vs on cached features; ``--mbj-probe`` runs MBJ's
-frozen-feature calibration (:mod:`lt_plugins.benchmark.probe`) on the CE checkpoints. Writes ``<out>/<dataset>.json``, ``.md`` and two
+frozen-feature calibration (:mod:`lt_plugins.benchmark.probe`) on the CE checkpoints. Writes
+``<out>/<dataset>.json``, ``.md`` and two
 plots (``_shots.png``, ``_per_class.png``).
 """
 import argparse
