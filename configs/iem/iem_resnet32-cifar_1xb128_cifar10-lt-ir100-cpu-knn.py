@@ -1,6 +1,6 @@
 # IEM + RSA, ResNet-32, CIFAR-10-LT IR100, CPU schedule -- the paper's training, with the
-# inference reading chosen on the validation split (tools/benchmark/bench_iem_accuracy.py,
-# variant `paper@keys+global-only`): the global memory read as a soft kNN over its stored
+# inference reading chosen on the validation split (tools/benchmark/run.py arm
+# `iem-paper@readings`, reading `keys+global-only`): the global memory read as a soft kNN over its stored
 # keys (`inference_read='keys'`: each class's share of the similarity mass of its n nearest
 # slots, values taken as 1) instead of averaging Eq. 1's per-class reads with the softmax.
 # Training is unchanged (the memories do not reach the backbone), so a checkpoint of the

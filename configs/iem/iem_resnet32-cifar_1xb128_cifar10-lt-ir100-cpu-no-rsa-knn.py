@@ -1,5 +1,5 @@
 # IEM, ResNet-32, CIFAR-10-LT IR100, CPU schedule -- the reading chosen on the validation
-# split by tools/benchmark/bench_iem_accuracy.py (variant `no-rsa@keys+global-only`):
+# split (tools/benchmark/run.py arm `iem`: `no-rsa` trained, reading `keys+global-only`):
 # Table 5's "w/o RSA" training, and at inference the global memory read as a soft kNN over
 # its stored keys (`inference_read='keys'`), without the classifier or the local memory.
 # Training is that of the -no-rsa config, so its checkpoint tests with this one:

@@ -1,6 +1,6 @@
 # IEM, ResNet-32, FashionMNIST-LT IR100, CPU schedule -- the reading chosen on the validation
-# split by tools/benchmark/bench_iem_accuracy.py (variant `no-rsa@keys+global-only`, level on
-# validation with `no-rsa@keys`): Table 5's "w/o RSA" training (average pooling instead of
+# split (tools/benchmark/run.py arm `iem`: `no-rsa` trained, reading `keys+global-only`, level
+# on validation with reading `keys`): Table 5's "w/o RSA" training (average pooling instead of
 # RSA), and at inference the global memory read as a soft kNN over its stored keys
 # (`inference_read='keys'`), without the classifier or the local memory. Training is not
 # changed by the inference settings; see the CIFAR-10-LT -no-rsa-knn config.

@@ -2,7 +2,7 @@
 # class-balanced sampling, Adam lr 0.001, 10 epochs) on frozen features, each tail sample
 # (N_c <= 100) replaced by its STG augmentation (Eq. 3-4): the token of its most similar
 # head class (cosine to the head-class mean features), lambda = 0.5 (chosen on
-# validation with tools/benchmark/bench_stg.py; the paper: 1.5), t = 0.5.
+# validation, arm `stg` of tools/benchmark/run.py; the paper: 1.5), t = 0.5.
 # Table 7 switches: model.head.augment='gaussian' (noise_std) / 'dropout' (dropout_p) /
 # 'none' (plain cRT); model.head.classifier='lws' for LWS.
 # Needs the stage-2 checkpoint: `load_from` below.
@@ -18,7 +18,7 @@ model = dict(
         generator=dict(type='SemanticTransformationGenerator'),
         head_threshold={{_base_.head_threshold}},
         augment='stg',
-        lam=0.5,  # chosen on validation (bench_stg, 3 seeds; the paper: 1.5, see README)
+        lam=0.5,  # chosen on validation (3 seeds; the paper: 1.5, see README)
         mix_threshold=0.5,
         token_metric='cosine',
         classifier='crt'))

@@ -10,8 +10,12 @@ reads); an arm reports the reading with the best mean validation top-1 over seed
 
 An :class:`Arm` names a final stage, the method it belongs to and its kind (``baseline``,
 ``paper`` = the paper read literally, ``recommended`` = this package's validation-chosen
-reading, ``variant``). New methods plug in with :func:`register_arm`; the runner never
-needs editing. Overrides are mmengine dotted keys; a value may be a callable of the
+reading, ``variant``, ``control``). A ``control`` arm (``control_of`` = the arm it controls:
+CE fine-tuning at the same lr, a cRT inside the method's pipeline, Table-7 noise) is shown
+next to that arm but never reported as its method's reading. :data:`SCREENS` names the arm
+lists of the round-2 screens (issues 18 and 19), each with its controls. New methods plug in
+with :func:`register_arm`; the runner never needs editing. Overrides are mmengine dotted
+keys; a value may be a callable of the
 :class:`~lt_plugins.benchmark.datasets.DatasetSpec` (e.g. a memory of ``5 * C`` slots).
 """
 from dataclasses import dataclass, field
@@ -67,12 +71,14 @@ class Arm:
         name: ``--methods`` name.
         method: the method it belongs to (one reported row per method, chosen on val).
         stage: its final stage.
-        kind: ``'baseline'``, ``'paper'``, ``'recommended'`` or ``'variant'``.
+        kind: ``'baseline'``, ``'paper'``, ``'recommended'``, ``'variant'`` or
+            ``'control'`` (never chosen as its method's reading).
         description: one line for the table.
         default: part of the default method list.
-        probe: a method-specific diagnostic of the old benchmark scripts.
+        probe: a diagnostic arm (e.g. every inference reading of a trained variant).
         readings: the stage readings this arm may report (None: all of them); a stage
             evaluates the union of what its selected arms need.
+        control_of: for a ``'control'`` arm, the arm it controls (shown after it).
     """
     name: str
     method: str
@@ -82,6 +88,7 @@ class Arm:
     default: bool = False
     probe: bool = False
     readings: Optional[Tuple[str, ...]] = None
+    control_of: Optional[str] = None
 
     def __post_init__(self):
         unknown = [r for r in (self.readings or ()) if r not in self.stage.readings]
@@ -94,17 +101,24 @@ class Arm:
         return tuple(self.readings or self.stage.readings)
 
 
+KINDS = ('baseline', 'paper', 'recommended', 'variant', 'control')
 ARMS: Dict[str, Arm] = {}
 _STAGES: Dict[str, Stage] = {}
+# Named arm lists (the round-2 screens of issues 18 and 19, the IEM ablation table):
+# ``--methods NAME`` runs the listed arms with their controls in one call (filled in below).
+SCREENS: Dict[str, Tuple[str, ...]] = {}
 
 
 def register_arm(arm: Arm) -> Arm:
     """Add ``arm`` to :data:`ARMS`; a stage key must always name the same recipe."""
     if arm.name in ARMS:
         raise ValueError(f'arm {arm.name!r} is already registered')
-    if arm.kind not in ('baseline', 'paper', 'recommended', 'variant'):
-        raise ValueError(f'arm {arm.name!r}: kind={arm.kind!r}; use baseline / paper / '
-                         'recommended / variant')
+    if arm.kind not in KINDS:
+        raise ValueError(f'arm {arm.name!r}: kind={arm.kind!r}; use one of {KINDS}')
+    if (arm.kind == 'control') != (arm.control_of is not None):
+        raise ValueError(f'arm {arm.name!r}: a control arm (kind=\'control\') names the arm it '
+                         f'controls in control_of, and only a control does (kind={arm.kind!r}, '
+                         f'control_of={arm.control_of!r})')
     for stage in arm.stage.chain():
         known = _STAGES.setdefault(stage.key, stage)
         if known is not stage and (known.template, known.overrides, known.train,
@@ -117,8 +131,8 @@ def register_arm(arm: Arm) -> Arm:
 
 
 def select_arms(names: Optional[Iterable[str]] = None) -> List[Arm]:
-    """Arms for ``--methods``: names, method names (all its default arms), ``all``, or
-    ``default`` (None)."""
+    """Arms for ``--methods``: names, method names (all its default arms), screen names
+    (:data:`SCREENS`), ``all``, or ``default`` (None)."""
     names = list(names or ['default'])
     out: List[Arm] = []
     for name in names:
@@ -128,14 +142,16 @@ def select_arms(names: Optional[Iterable[str]] = None) -> List[Arm]:
             picked = list(ARMS.values())
         elif name in ARMS:
             picked = [ARMS[name]]
+        elif name in SCREENS:
+            picked = [ARMS[a] for a in SCREENS[name]]
         else:
             picked = [a for a in ARMS.values()
                       if a.method.lower() == name.lower() and a.default]
             if not picked:
                 raise ValueError(f'--methods {name!r}: no such arm or method; arms: '
                                  f'{sorted(ARMS)}; methods: '
-                                 f'{sorted({a.method for a in ARMS.values()})}; or '
-                                 "'default' / 'all'")
+                                 f'{sorted({a.method for a in ARMS.values()})}; screens: '
+                                 f"{sorted(SCREENS)}; or 'default' / 'all'")
         out += [a for a in picked if a not in out]
     return out
 
@@ -161,7 +177,7 @@ register_arm(Arm('taunorm', 'tau-norm', TAUNORM, 'baseline',
                  'CE classifier tau-normalised, tau chosen on val', True))
 
 # --------------------------------------------------------------------------- MBJ
-# Readings of tools/benchmark/bench_mbj_accuracy.py (cfg overrides on the MBJ template).
+# Readings of MBJ: cfg overrides on the MBJ template (10 epochs from the CE checkpoint).
 _FROZEN = {'model.type': 'DecoupledClassifier', 'model.reinit_head': False}
 MBJ_READINGS: Dict[str, Dict[str, object]] = {
     'paper': {},
@@ -169,6 +185,12 @@ MBJ_READINGS: Dict[str, Dict[str, object]] = {
     'beta1.5-eta1': {'model.head.eta': 1.0},
     'beta1-eta5': {'model.head.memory.beta': 1.0, 'model.head.eta': 5.0},
     'perclass5': {'model.head.memory.size': None, 'model.head.memory.per_class_slots': 5},
+    'perclass20-beta1': {'model.head.memory.size': None,
+                         'model.head.memory.per_class_slots': 20,
+                         'model.head.memory.beta': 1.0},
+    'beta1-20ep': {'model.head.memory.beta': 1.0, 'train_cfg.max_epochs': 20,
+                   'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=True,
+                                            begin=0, end=20)]},
     'size50C-beta1': {'model.head.memory.size': _num_classes_times(50),
                       'model.head.memory.beta': 1.0},
     'frozen-paper': dict(_FROZEN),
@@ -187,8 +209,9 @@ MBJ_READINGS: Dict[str, Dict[str, object]] = {
 _MBJ_BASE = {'model.head.memory.size': _num_classes_times(5)}   # the paper's 5 * C slots
 CE_FT = Stage('ce-ft', MBJ, {'model.head.memory_enabled': False,
                              'custom_hooks': [dict(type='ClassCountsHook')]}, parent=CE)
-register_arm(Arm('ce-ft', 'CE-ft', CE_FT, 'baseline',
-                 'CE, then 10 epochs CE fine-tuning at lr 0.01 (MBJ control)', True))
+register_arm(Arm('ce-ft', 'MBJ', CE_FT, 'control',
+                 'CE, then 10 epochs CE fine-tuning at lr 0.01 (MBJ control)', True,
+                 control_of='mbj-paper'))
 _CRT_AFTER = {
     'model.type': 'DecoupledClassifier', 'model.reinit_head': True,
     'model.head.memory_enabled': False,
@@ -208,8 +231,50 @@ for _reading, _over in MBJ_READINGS.items():
                                                             parent=_stage),
                          'variant', f'MBJ ({_reading}), then cRT'))
 
+# Issue 18 screens (trainable backbone, 10 epochs from CE; configs/mbj/*-cpu-lr1e-3*.py ...):
+# (1) the memory-phase lr, each MBJ arm next to its CE fine-tuning control at the same lr;
+# (2) the memory mix at lr 1e-3; (3) MBJ at lr 1e-3, then cRT.
+_LR1E3 = {'optim_wrapper.optimizer.lr': 0.001}   # scaled with the batch like the templates
+_LR_SCREEN: Dict[str, Dict[str, object]] = {
+    'lr1e-3': _LR1E3,
+    'lr1e-4': {'optim_wrapper.optimizer.lr': 0.0001},
+    'bbmult0.1': {'optim_wrapper.paramwise_cfg': dict(custom_keys={
+        'backbone': dict(lr_mult=0.1)})},
+}
+_MEMORY_SCREEN: Dict[str, Dict[str, object]] = {
+    'lr1e-3-beta1': dict(_LR1E3, **{'model.head.memory.beta': 1.0}),
+    'lr1e-3-perclass5': dict(_LR1E3, **{'model.head.memory.size': None,
+                                        'model.head.memory.per_class_slots': 5}),
+    'lr1e-3-capacity': dict(_LR1E3, **{'model.head.memory_reduction': 'capacity'}),
+    'lr1e-3-size50C-eta5': dict(_LR1E3, **{'model.head.memory.size': _num_classes_times(50),
+                                           'model.head.eta': 5.0}),
+}
+_CE_FT_OVER = dict(CE_FT.overrides)
+MBJ_SCREEN_STAGES: Dict[str, Stage] = {}
+for _reading, _over in {**_LR_SCREEN, **_MEMORY_SCREEN}.items():
+    _stage = MBJ_SCREEN_STAGES[_reading] = Stage(f'mbj-{_reading}', MBJ,
+                                                 dict(_MBJ_BASE, **_over), parent=CE)
+    register_arm(Arm(f'mbj-{_reading}', 'MBJ', _stage, 'variant',
+                     f'CE, then 10 epochs MBJ ({_reading}, trainable backbone)'))
+    if _reading in _LR_SCREEN:
+        register_arm(Arm(f'ce-ft-{_reading}', 'MBJ', Stage(
+            f'ce-ft-{_reading}', MBJ, dict(_CE_FT_OVER, **_over), parent=CE), 'control',
+            f'CE, then 10 epochs CE fine-tuning ({_reading}; control)',
+            control_of=f'mbj-{_reading}'))
+register_arm(Arm('mbj-lr1e-3+crt', 'MBJ', Stage('crt', MBJ, dict(_CRT_AFTER),
+                                                parent=MBJ_SCREEN_STAGES['lr1e-3']),
+                 'variant', 'MBJ (lr 1e-3), then cRT'))
+SCREENS['mbj-screen-lr'] = ('ce-ft', 'mbj-paper', 'ce-ft-lr1e-3', 'mbj-lr1e-3',
+                            'ce-ft-lr1e-4', 'mbj-lr1e-4', 'ce-ft-bbmult0.1', 'mbj-bbmult0.1')
+SCREENS['mbj-screen-memory'] = ('ce-ft-lr1e-3', 'mbj-lr1e-3', 'mbj-lr1e-3-beta1',
+                                'mbj-lr1e-3-perclass5', 'mbj-lr1e-3-capacity',
+                                'mbj-lr1e-3-size50C-eta5', 'mbj-lr1e-3+crt', 'mbj-paper',
+                                'mbj-paper+crt', 'crt')
+
 # --------------------------------------------------------------------------- IEM
-# Variants (training) and readings (inference only) of tools/benchmark/bench_iem_accuracy.py.
+# Variants (training) and readings (inference only, evaluated on the trained checkpoint; a
+# reading added later is evaluated without training again): the Table 5 ablations and the
+# open choices of the paper.
 _MEM_LR_1E3 = {'optim_wrapper.paramwise_cfg.custom_keys': {
     'head.global_memory': dict(adam=True, lr_mult=1e-2, decay_mult=0.0),
     'head.local_memory': dict(adam=True, lr_mult=1e-2, decay_mult=0.0)}}
@@ -219,10 +284,37 @@ IEM_VARIANTS: Dict[str, Dict[str, object]] = {
     'no-local': {'model.head.use_local_memory': False},
     'no-global': {'model.head.use_global_memory': False},
     'memlr1e-3': dict(_MEM_LR_1E3),
+    'frozen-writes': dict(_MEM_LR_1E3, **{'model.head.write_after_warmup': False,
+                                          'model.head.warmup_iters': 500}),
     'e2e': {'model.head.memory_loss_to_backbone': True},
     'logit-values': {'model.head.warmup_value': 'logit'},
     'region-max': {'model.head.region_reduce': 'max'},
 }
+
+
+# Issue 18: the memory Adam lr held constant (HybridSGDAdam ``fixed_lr``), alone and with the
+# other switches, 30 epochs from scratch (the full runs of the ft10 screen's winners).
+def _fixed_memory_lr(lr: float) -> Dict[str, object]:
+    return {'optim_wrapper.paramwise_cfg.custom_keys': {
+        'head.global_memory': dict(adam=True, fixed_lr=lr, decay_mult=0.0),
+        'head.local_memory': dict(adam=True, fixed_lr=lr, decay_mult=0.0)}}
+
+
+_FIXED_1E3 = _fixed_memory_lr(1e-3)
+_IEM_SWITCHES: Dict[str, Dict[str, object]] = {   # on top of a constant memory lr 1e-3
+    'frozen-writes': {'model.head.write_after_warmup': False},
+    'logit': {'model.head.warmup_value': 'logit'},
+    'cbs': {'train_dataloader.sampler': dict(type='ClassBalancedSampler', shuffle=True)},
+    'e2e': {'model.head.memory_loss_to_backbone': True},
+    'merge': {'model.head.merge_radius': 0.05, 'model.head.merge_relative': True},
+}
+_LEARNABLE = dict(_IEM_SWITCHES['frozen-writes'], **_IEM_SWITCHES['logit'])
+IEM_VARIANTS.update({
+    'memlr1e-5-const': _fixed_memory_lr(1e-5),
+    'memlr1e-3-const': dict(_FIXED_1E3),
+    'learnable-values': dict(_FIXED_1E3, **_LEARNABLE),
+    **{f'memlr1e-3-const-{k}': dict(_FIXED_1E3, **v) for k, v in _IEM_SWITCHES.items()},
+})
 _W = 'model.head.inference_weights'
 IEM_READINGS: Dict[str, Dict[str, object]] = {
     'default': {},
@@ -235,12 +327,18 @@ IEM_READINGS: Dict[str, Dict[str, object]] = {
                          _W: dict(classifier=0.0, global_memory=1.0, local_memory=0.0)},
     'drop-local': {_W: dict(classifier=0.5, global_memory=0.25, local_memory=0.0)},
     'drop-global': {_W: dict(classifier=0.5, global_memory=0.0, local_memory=0.25)},
+    'classifier-heavy': {_W: dict(classifier=0.8, global_memory=0.1, local_memory=0.1)},
+    'keys-memory-only': {'model.head.inference_read': 'keys',
+                         _W: dict(classifier=0.0, global_memory=0.5, local_memory=0.5)},
+    'global-only': {_W: dict(classifier=0.0, global_memory=1.0, local_memory=0.0)},
+    'local-only': {_W: dict(classifier=0.0, global_memory=0.0, local_memory=1.0)},
 }
 IEM_STAGES: Dict[str, Stage] = {}
 for _variant, _over in IEM_VARIANTS.items():
     # the probe arm: every inference reading of the trained variant, chosen on val
     # a reading that weighs only a memory the variant lacks has nothing to read
-    _skip = {'no-global': ('keys+global-only', )}.get(_variant, ())
+    _skip = {'no-global': ('keys+global-only', 'global-only'),
+             'no-local': ('local-only', )}.get(_variant, ())
     _stage = IEM_STAGES[_variant] = Stage(
         f'iem-{_variant}', IEM, dict(_over),
         readings={k: v for k, v in IEM_READINGS.items() if k not in _skip})
@@ -252,29 +350,120 @@ register_arm(Arm('iem-paper', 'IEM', IEM_STAGES['paper'], 'paper',
 register_arm(Arm('iem', 'IEM', IEM_STAGES['no-rsa'], 'recommended',
                  'IEM w/o RSA, global memory as a soft kNN over its keys', True,
                  readings=('keys+global-only', )))
+# Issue 18 screen: 10 epochs of IEM from the CE checkpoint at a constant lr 0.01 (the MBJ
+# fine-tuning schedule, so CE fine-tuning is the control), memory Adam lr held at 1e-5 (the
+# paper) or 1e-3 with the switches (configs/iem/iem_*-cpu-ft10*.py); every inference
+# reading, chosen on val.
+_FT10 = {'optim_wrapper.optimizer.lr': 0.01,
+         'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=True, begin=0,
+                                  end=10)],
+         'train_cfg.max_epochs': 10}
+IEM_FT10: Dict[str, Dict[str, object]] = {
+    'ft10': dict(_FT10, **_fixed_memory_lr(1e-5)),
+    'ft10-memlr1e-3': dict(_FT10, **_FIXED_1E3),
+    'ft10-learnable-values': dict(_FT10, **_FIXED_1E3, **_LEARNABLE),
+    **{f'ft10-memlr1e-3-{k}': dict(_FT10, **_FIXED_1E3, **v) for k, v in _IEM_SWITCHES.items()},
+}
+for _variant, _over in IEM_FT10.items():
+    register_arm(Arm(f'iem-{_variant}', 'IEM', Stage(f'iem-{_variant}', IEM, dict(_over),
+                                                     parent=CE, readings=dict(IEM_READINGS)),
+                     'variant', f'CE, then 10 epochs IEM ({_variant}), reading chosen on val'))
+register_arm(Arm('iem-ft10-ce-ft', 'IEM', CE_FT, 'control',
+                 'CE, then 10 epochs CE fine-tuning at lr 0.01 (IEM ft10 control)',
+                 control_of='iem-ft10'))
+SCREENS['iem-ablations'] = ('ce', *(f'iem-{v}@readings' for v in (
+    'paper', 'memlr1e-3', 'no-rsa', 'no-local', 'no-global')))
+SCREENS['iem-screen-ft10'] = ('iem-ft10-ce-ft', *(f'iem-{v}' for v in IEM_FT10))
+SCREENS['iem-screen-const'] = ('ce', 'iem-paper', *(
+    f'iem-{v}@readings' for v in ('memlr1e-5-const', 'memlr1e-3-const', 'learnable-values',
+                                  *(f'memlr1e-3-const-{k}' for k in _IEM_SWITCHES))))
 
 # --------------------------------------------------------------------------- STG
 STG1 = Stage('stg-stage1', STG.replace('{n}', '1'))
 STG2 = Stage('stg-stage2', STG.replace('{n}', '2'), parent=STG1, cacheable=True)
-STG_ARMS: Dict[str, Dict[str, object]] = {   # stage-3 readings of tools/benchmark/bench_stg.py
+STG_ARMS: Dict[str, Dict[str, object]] = {   # stage-3 readings (one run each)
     'crt': {'model.head.augment': 'none'},
     'lam1.5': {'model.head.augment': 'stg', 'model.head.lam': 1.5},
     'lam0.5': {'model.head.augment': 'stg', 'model.head.lam': 0.5},
     'lam1.0': {'model.head.augment': 'stg', 'model.head.lam': 1.0},
     'nomean': {'model.head.augment': 'stg', 'model.head.lam': 1.5,
                'model.head.use_mean': False},
-    'gaussian': {'model.head.augment': 'gaussian'},
-    'dropout': {'model.head.augment': 'dropout'},
+    # Table 7 controls with the values of the -gaussian / -dropout configs
+    'gaussian': {'model.head.augment': 'gaussian', 'model.head.noise_std': 1.0},
+    'dropout0.3': {'model.head.augment': 'dropout', 'model.head.dropout_p': 0.3},
+    # issue 19: the token of the head class the stage-1 classifier scores highest
+    'tokencls': {'model.head.augment': 'stg', 'model.head.lam': 1.5,
+                 'model.head.token_source': 'classifier'},
+    'lam0.5-tokencls': {'model.head.augment': 'stg', 'model.head.lam': 0.5,
+                        'model.head.token_source': 'classifier'},
 }
-for _name, _over in STG_ARMS.items():
-    _stage = Stage(f'stage3-{_name}', STG.replace('{n}', '3'), dict(_over), parent=STG2,
-                   cacheable=True)
-    _kind = {'lam1.5': 'paper', 'lam0.5': 'recommended', 'crt': 'baseline'}.get(_name,
-                                                                                'variant')
-    _arm = {'lam1.5': 'stg-paper', 'lam0.5': 'stg', 'crt': 'stg-crt'}.get(_name, f'stg-{_name}')
-    register_arm(Arm(_arm, 'cRT (Adam)' if _name == 'crt' else 'STG', _stage, _kind,
-                     f'STG stages 1-2, then stage 3 ({_name})',
-                     _name in ('lam1.5', 'lam0.5', 'crt')))
+# arm name and kind of a stage-3 reading (main chain; on a screen chain paper and
+# recommended are variants)
+_STG_NAMES = {'lam1.5': ('stg-paper', 'paper'), 'lam0.5': ('stg', 'recommended'),
+              'crt': ('stg-crt', 'control'), 'gaussian': ('stg-gaussian', 'control'),
+              'dropout0.3': ('stg-dropout', 'control')}
+
+
+def _register_stg_chain(prefix: str, stage2: Stage, stage3: Dict[str, Dict[str, object]],
+                        names: Iterable[str], default: bool = False, tag: str = '') -> None:
+    """Stage-3 arms ``names`` of :data:`STG_ARMS` on ``stage2`` (``stage3``: overrides
+    added to each, ``tag``: in their stage names); a chain's controls control its
+    ``lam0.5`` arm (named ``prefix``)."""
+    for name in names:
+        arm, kind = _STG_NAMES.get(name, (f'stg-{name}', 'variant'))
+        arm = arm.replace('stg', prefix, 1)
+        if prefix != 'stg' and kind in ('paper', 'recommended'):
+            kind = 'variant'
+        over = dict(STG_ARMS[name], **stage3)
+        stage = Stage(f'stage3{tag}-{name}', STG.replace('{n}', '3'), over, parent=stage2,
+                      cacheable=True)
+        register_arm(Arm(arm, 'STG', stage, kind,
+                         f'STG stages 1-2 ({stage2.key}), then stage 3 ({name})',
+                         default and name in ('lam1.5', 'lam0.5', 'crt'),
+                         control_of=prefix if kind == 'control' else None))
+
+
+_register_stg_chain('stg', STG2, {}, STG_ARMS, default=True)
+# The paper's comparison point: the package's cRT (SGD) on the mixup stage 1.
+register_arm(Arm('stg-stage1+crt', 'STG', Stage('crt', BASE.replace('{m}', 'crt'),
+                                                parent=STG1), 'control',
+                 'STG mixup stage 1, then the package cRT (SGD lr 0.1)', control_of='stg'))
+# Issue 19 screens. (a) Stage 3 with the package's SGD cRT schedule (-cpu-sgd configs).
+_SGD3 = {'optim_wrapper.optimizer': dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=2e-4,
+                                         nesterov=False),
+         'param_scheduler': [dict(type='CosineAnnealingLR', T_max=10, eta_min=0.0,
+                                  by_epoch=True, begin=0, end=10, convert_to_iter_based=True)]}
+_register_stg_chain('stg-sgd', STG2, _SGD3, ('lam1.5', 'lam0.5', 'crt'), tag='-sgd')
+# (b) the head/tail split at the median count, in stages 2 and 3 (-cpu-median configs).
+_MEDIAN = {'model.head.head_threshold': 'median', 'head_threshold': 'median'}
+STG2_MEDIAN = Stage('stg-stage2-median', STG.replace('{n}', '2'), dict(_MEDIAN), parent=STG1,
+                    cacheable=True)
+_register_stg_chain('stg-median', STG2_MEDIAN, _MEDIAN, ('lam1.5', 'lam0.5', 'crt'))
+# (c) the mixup stage 1 reached by 10 epochs of mixup fine-tuning from the CE checkpoint
+# (-cpu-mixft10 configs: SGD lr 0.01 constant), then stages 2-3 on it.
+STG1_MIXFT10 = Stage('stg-stage1-mixft10', STG.replace('{n}', '1'), {
+    'optim_wrapper.optimizer': dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=2e-4),
+    'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=True, begin=0, end=10)],
+    'train_cfg.max_epochs': 10}, parent=CE)
+STG2_MIXFT10 = Stage('stg-stage2', STG.replace('{n}', '2'), parent=STG1_MIXFT10,
+                     cacheable=True)
+_register_stg_chain('stg-mixft10', STG2_MIXFT10, {}, ('lam1.5', 'lam0.5', 'crt'))
+register_arm(Arm('stg-mixft10-stage1+crt', 'STG', Stage('crt', BASE.replace('{m}', 'crt'),
+                                                        parent=STG1_MIXFT10), 'control',
+                 'CE + 10 epochs mixup, then the package cRT (SGD lr 0.1)',
+                 control_of='stg-mixft10'))
+_register_stg_chain('stg-mixft10-sgd', STG2_MIXFT10, _SGD3, ('lam1.5', 'lam0.5', 'crt'),
+                    tag='-sgd')
+SCREENS['stg-screen-controls'] = ('stg-crt', 'stg-stage1+crt', 'stg-paper', 'stg',
+                                  'stg-gaussian', 'stg-dropout', 'stg-tokencls',
+                                  'stg-lam0.5-tokencls')
+SCREENS['stg-screen-sgd'] = ('crt', 'stg-stage1+crt', 'stg-crt', 'stg', 'stg-sgd-crt',
+                             'stg-sgd-paper', 'stg-sgd')
+SCREENS['stg-screen-median'] = ('stg-crt', 'stg-paper', 'stg', 'stg-median-crt',
+                                'stg-median-paper', 'stg-median')
+SCREENS['stg-screen-mixft10'] = ('crt', 'stg-mixft10-stage1+crt', 'stg-mixft10-crt',
+                                 'stg-mixft10-paper', 'stg-mixft10', 'stg-mixft10-sgd-crt',
+                                 'stg-mixft10-sgd-paper', 'stg-mixft10-sgd')
 
 # --------------------------------------------------------------------------- AFA
 AFA_VARIANTS: Dict[str, Dict[str, object]] = {
@@ -288,11 +477,54 @@ for _variant, _over in AFA_VARIANTS.items():
     _s1 = Stage('afa' if _variant == 'paper' else f'afa-{_variant}', AFA, dict(_over))
     _s2 = Stage('crt', AFA_CRT, parent=_s1)
     paper = _variant == 'paper'
+    control = _variant == 'nogen'    # no generated features: the control of AFA itself
     register_arm(Arm('afa-paper' if paper else f'afa-{_variant}', 'AFA', _s1,
-                     'paper' if paper else 'variant', f'AFA + LBLS ({_variant})', paper))
+                     'paper' if paper else ('control' if control else 'variant'),
+                     f'AFA + LBLS ({_variant})', paper,
+                     control_of='afa-paper' if control else None))
     register_arm(Arm('afa' if paper else f'afa-{_variant}+crt', 'AFA', _s2,
-                     'recommended' if paper else 'variant',
-                     f'AFA + LBLS ({_variant}), then cRT', paper))
+                     'recommended' if paper else ('control' if control else 'variant'),
+                     f'AFA + LBLS ({_variant}), then cRT', paper,
+                     control_of='afa' if control else None))
+
+# Issue 19 screen (configs/afa/afa*_cpu-screen15*.py): 15 epochs with t = 5 (warm-up 3
+# epochs, cosine to 15), each reading of the mask / decomposition / BatchNorm, then cRT with
+# the same neck; no generation and CE in the same pipeline (neck off) are the controls.
+_S15 = {'param_scheduler': [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=3,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=12, eta_min=0.0, by_epoch=True, begin=3, end=15,
+         convert_to_iter_based=True)],
+    'train_cfg.max_epochs': 15,
+    'custom_hooks': [dict(type='ClassCountsHook'),
+                     dict(type='LBLSHook', start=5, weight=2.0, by_epoch=True)]}
+_NO_LBLS = {'model.head.all_loss_weight': 0.0, 'custom_hooks': [dict(type='ClassCountsHook')]}
+AFA_SCREEN: Dict[str, Dict[str, object]] = {
+    '': {},
+    '-spatial': {'model.neck.mask_axis': 'spatial'},
+    '-sigmoid': {'model.neck.mask': 'sigmoid'},
+    '-softmaxn': {'model.neck.mask': 'softmax_times_n'},
+    '-varinput': {'model.neck.var_source': 'input'},
+    '-bnfrozen': {'model.neck.gen_bn': 'frozen_stats'},
+    '-conv1x1': {'model.neck.qkv': 'conv1x1'},
+    '-nogen': dict(_NO_LBLS, **{'model.neck.generate': False}),
+    '-ce': dict(_NO_LBLS, **{'model.neck.generate': False,
+                             'model.neck.attention_addition': False}),
+}
+for _variant, _over in AFA_SCREEN.items():
+    _control = _variant in ('-nogen', '-ce')
+    _s1 = Stage(f'afa-s15{_variant}', AFA, dict(_S15, **_over))
+    _s2 = Stage('crt', AFA_CRT, {k: v for k, v in _over.items() if k.startswith('model.neck.')
+                                 and k != 'model.neck.generate'}, parent=_s1)
+    register_arm(Arm(f'afa-s15{_variant}', 'AFA', _s1, 'control' if _control else 'variant',
+                     f'AFA + LBLS, 15-epoch screen ({_variant[1:] or "paper"})',
+                     control_of='afa-s15' if _control else None))
+    register_arm(Arm(f'afa-s15{_variant}+crt', 'AFA', _s2,
+                     'control' if _control else 'variant',
+                     f'AFA + LBLS, 15-epoch screen ({_variant[1:] or "paper"}), then cRT',
+                     control_of='afa-s15+crt' if _control else None))
+SCREENS['afa-screen15'] = ('ce', 'crt', *(f'afa-s15{v}{c}' for v in AFA_SCREEN
+                                          for c in ('', '+crt')))
 
 # --------------------------------------------------------------------------- LDAM-DRW, RIDE
 # Issue-16 baselines and MBJ + RIDE (configs/baselines/ldam-drw_*, configs/ride/): RIDE trains

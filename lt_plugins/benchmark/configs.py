@@ -101,6 +101,8 @@ def build_stage_config(stage: Stage, spec: DatasetSpec, schedule: str, seed: int
         opt = dict(overrides.pop('optim_wrapper.optimizer'))
         opt['lr'] = opt['lr'] * spec.batch_size / 128 * spec.lr_factor
         cfg.merge_from_dict({'optim_wrapper.optimizer': opt})
+    if 'optim_wrapper.optimizer.lr' in overrides:
+        overrides['optim_wrapper.optimizer.lr'] *= spec.batch_size / 128 * spec.lr_factor
     cfg.merge_from_dict(overrides)
     if quick_indices is not None:
         cfg.merge_from_dict({
@@ -112,8 +114,8 @@ def build_stage_config(stage: Stage, spec: DatasetSpec, schedule: str, seed: int
         head = cfg.model.get('head', {})
         if head.get('type') == 'IEMHead':
             head.warmup_iters = 2
-        if 'head_threshold' in head:    # STG: the subset's largest class is far below 100
-            head.head_threshold = 10
+        if isinstance(head.get('head_threshold'), int):   # STG: the subset's largest class
+            head.head_threshold = 10                        # is far below 100 ('median' stays)
     epochs = int(cfg.train_cfg.max_epochs)
     hooks = list(cfg.get('custom_hooks', []))
     if feature_cache and stage.cacheable:

@@ -19,7 +19,9 @@ def summarize(arms: Sequence[Arm], seeds: Sequence[int], results: Dict[tuple, di
               baseline_stage: str = 'ce') -> dict:
     """Per arm: the reading chosen on mean val top-1, test mean +- std over seeds, wall time
     (all stages of its chain), step-time ratio (its last trained stage against CE's); per
-    method: the arm chosen on val."""
+    method: the arm chosen on val among its non-control arms (a method whose arms here are
+    all controls has none). Arms are listed in ``arms`` order, each control right after the
+    arm it controls when that arm is there too."""
     out_arms = {}
     for arm in arms:
         chain = arm.stage.chain()
@@ -35,7 +37,8 @@ def summarize(arms: Sequence[Arm], seeds: Sequence[int], results: Dict[tuple, di
             return _mean_std(vals)[0]
         chosen = max(readings, key=lambda n: (val_mean(n) if val_mean(n) is not None
                                               else -1))
-        entry = dict(method=arm.method, kind=arm.kind, description=arm.description,
+        entry = dict(method=arm.method, kind=arm.kind, control_of=arm.control_of,
+                     description=arm.description,
                      stages=[st.key for st in chain], reading=chosen,
                      readings_val={n: val_mean(n) for n in readings},
                      seeds=seeds_done, val={}, test={})
@@ -68,12 +71,30 @@ def summarize(arms: Sequence[Arm], seeds: Sequence[int], results: Dict[tuple, di
         out_arms[arm.name] = entry
     methods = {}
     for name, entry in out_arms.items():
+        if entry['kind'] == 'control':      # a control is never its method's reading
+            continue
         best = methods.get(entry['method'])
         if best is None or entry['val'].get('top1', -1) > out_arms[best]['val'].get('top1', -1):
             methods[entry['method']] = name
     for name, entry in out_arms.items():
-        entry['chosen_for_method'] = methods[entry['method']] == name
-    return dict(arms=out_arms, methods=methods)
+        entry['chosen_for_method'] = methods.get(entry['method']) == name
+    return dict(arms=_controls_after_their_arms(out_arms), methods=methods)
+
+
+def _controls_after_their_arms(arms: Dict[str, dict]) -> Dict[str, dict]:
+    """``arms`` reordered: each control right after the arm it controls (if present)."""
+    def anchored(e):   # a control of a control is placed as a plain arm
+        return e.get('control_of') in arms and arms[e['control_of']].get('kind') != 'control'
+    placed = [n for n, e in arms.items() if not anchored(e)]
+    for name, entry in arms.items():
+        if name not in placed:
+            target = entry['control_of']
+            # after the controlled arm and the controls already placed behind it
+            i = placed.index(target) + 1
+            while i < len(placed) and arms[placed[i]].get('control_of') == target:
+                i += 1
+            placed.insert(i, name)
+    return {n: arms[n] for n in placed}
 
 
 def _cell(stats: dict, key: str) -> str:
@@ -94,13 +115,15 @@ def markdown_table(summary: dict, title: str = '') -> str:
     for name, e in summary['arms'].items():
         mark = ' **\\***' if e['chosen_for_method'] else ''
         ratio = f'{e["step_ratio"]:.2f}' if e.get('step_ratio') else '-'
+        kind = (f'control of {e["control_of"]}' if e.get('control_of') else e['kind'])
         lines.append(
-            f'| {name}{mark} | {e["method"]} ({e["kind"]}) | {e["reading"]} | '
+            f'| {name}{mark} | {e["method"]} ({kind}) | {e["reading"]} | '
             f'{_cell(e["val"], "top1")} | {_cell(e["test"], "top1")} | '
             f'{_cell(e["test"], "many")} | {_cell(e["test"], "medium")} | '
             f'{_cell(e["test"], "few")} | {e["wall_s"]:.0f} | {ratio} |')
     lines += ['', '\\* the arm reported for its method, chosen on validation top-1 (mean over '
-              'seeds); a reading column other than `default` was chosen on validation too.']
+              'seeds) among its arms that are not controls; a reading column other than '
+              '`default` was chosen on validation too.']
     return '\n'.join(lines)
 
 
@@ -159,7 +182,8 @@ def plot_per_class(summary: dict, path: str, title: str = '', top: int = 3) -> L
 
 
 def best_arm(summary: dict, method: Optional[str] = None) -> str:
-    """The arm chosen on val (for ``method``, or overall)."""
+    """The arm chosen on val (for ``method``, or overall), never a control."""
     if method is not None:
         return summary['methods'][method]
-    return max(summary['arms'], key=lambda n: summary['arms'][n]['val'].get('top1', -1))
+    return max((n for n, e in summary['arms'].items() if e.get('kind') != 'control'),
+               key=lambda n: summary['arms'][n]['val'].get('top1', -1))

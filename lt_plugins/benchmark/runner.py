@@ -3,7 +3,9 @@
 Each stage of each seed runs once in a worker process (``python -m
 lt_plugins.benchmark.worker``) pinned to its own CPU cores (``sched_setaffinity``) with as
 many OpenMP threads as cores; a stage waits for its parent's checkpoint. A stage whose result
-JSON exists is not run again unless ``force``. The layout under ``work_dir``::
+JSON exists is not run again unless ``force``; when it lacks readings that newly selected
+arms need, only those are evaluated on its checkpoint (no training) and added to it. The
+layout under ``work_dir``::
 
     <dataset tag>/<schedule>[-quick]/s<seed>/<stage chain, e.g. ce/crt>/
         config.py  task.json  result.json (error.txt)  epoch_N.pth  per_class/  <timestamp>/ (logs)
@@ -137,12 +139,34 @@ class BenchmarkRunner:
             have = json.load(f).get('readings', {})
         return all(r in have for r in task.readings)
 
+    def _previous(self, task: Task) -> Optional[str]:
+        """The result of an earlier run of ``task`` whose checkpoint still exists (a
+        reading top-up evaluates the missing readings on it), or None."""
+        if self.force:
+            return None
+        for name in ('result.json', 'result.prev.json'):
+            path = osp.join(task.dir, name)
+            if osp.isfile(path):
+                with open(path) as f:
+                    ckpt = json.load(f).get('checkpoint')
+                if ckpt and osp.isfile(ckpt):
+                    return path
+        return None
+
     def _write_task(self, task: Task) -> str:
         os.makedirs(task.dir, exist_ok=True)
         load_from = None
         if task.parent is not None:
             parent = json.load(open(task.parent.result_path))
             load_from = parent['checkpoint']
+        previous = self._previous(task)
+        if previous is not None:      # top-up: read the stage's own checkpoint, no training
+            with open(previous) as f:
+                prev = json.load(f)
+            load_from = prev['checkpoint']
+            if previous == task.result_path:   # the runner waits for a new result.json
+                previous = osp.join(task.dir, 'result.prev.json')
+                os.replace(task.result_path, previous)
         if self.quick and self._indices is None:
             self._indices = quick_indices(self.spec)
         cfg = build_stage_config(task.stage, self.spec, self.schedule, task.seed,
@@ -151,12 +175,16 @@ class BenchmarkRunner:
                                  self.amp, self.feature_cache)
         cfg_path = osp.join(task.dir, 'config.py')
         cfg.dump(cfg_path)
-        readings = {k: resolve(task.stage.readings[k], self.spec)
-                    for k in (task.readings or list(task.stage.readings)[:1])}
+        names = task.readings or list(task.stage.readings)[:1]
+        if previous is not None:
+            names = [k for k in names if k not in prev.get('readings', {})]
+        readings = {k: resolve(task.stage.readings[k], self.spec) for k in names}
         path = osp.join(task.dir, 'task.json')
         with open(path, 'w') as f:
-            json.dump(dict(stage=task.stage.key, seed=task.seed, train=task.stage.train,
+            json.dump(dict(stage=task.stage.key, seed=task.seed,
+                           train=task.stage.train and previous is None,
                            config=osp.abspath(cfg_path), readings=readings,
+                           previous=previous and osp.abspath(previous),
                            result=osp.abspath(task.result_path)), f, indent=1)
         return path
 

@@ -5,7 +5,9 @@
 
 ``TASK.json`` (written by :mod:`.runner`) names the stage config file, the checkpoint it
 loads, whether it trains, its readings (inference-only cfg overrides) and where the result
-goes. The result JSON holds the training wall time, the mean training step time, and per
+goes; with ``previous`` (an earlier result of the stage) it only evaluates the readings that
+result lacks, on its checkpoint, and adds them to it. The result JSON holds the training
+wall time, the mean training step time, and per
 reading the val / test metrics (overall, many, medium, few) and per-class accuracies.
 """
 import json
@@ -92,8 +94,12 @@ def run_task(task: dict) -> dict:
     os.makedirs(per_class_dir, exist_ok=True)
     result = dict(stage=task['stage'], seed=task['seed'], train=task['train'],
                   config=task['config'], readings={})
-    runner = Runner.from_cfg(cfg)
-    if task['train']:
+    previous = task.get('previous')
+    runner = None if previous else Runner.from_cfg(cfg)
+    if previous:          # a reading top-up of a finished stage: keep its numbers
+        with open(previous) as f:
+            result = json.load(f)
+    elif task['train']:
         hook = _progress_hook(osp.join(work_dir, 'progress.json'))
         runner.register_hook(hook)
         t0 = time.perf_counter()
@@ -107,12 +113,13 @@ def run_task(task: dict) -> dict:
     ckpt = result['checkpoint']
     saved = None
     for i, (name, overrides) in enumerate(task['readings'].items()):
-        if i > 0 or overrides:   # a fresh model read with other inference settings
+        if i > 0 or overrides or previous:   # a fresh model read with other settings
             rcfg = Config.fromfile(task['config'])
             rcfg.merge_from_dict(dict(overrides, load_from=ckpt,
                                       experiment_name=f'reading-{name}-{i}'))
             runner = Runner.from_cfg(rcfg)
-            if task['train']:  # load_from is not strict: a reading must fit the trained model
+            # load_from is not strict: a reading must fit the trained model
+            if task['train'] or (previous and result['train']):
                 if saved is None:
                     saved = set(torch.load(ckpt, map_location='cpu',
                                            weights_only=False)['state_dict'])
@@ -128,6 +135,8 @@ def run_task(task: dict) -> dict:
     with open(tmp, 'w') as f:
         json.dump(result, f, indent=1)
     os.replace(tmp, task['result'])
+    if previous and osp.abspath(previous) != osp.abspath(task['result']):
+        os.remove(previous)
     return result
 
 

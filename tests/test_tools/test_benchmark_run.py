@@ -8,9 +8,9 @@ import pickle
 import numpy as np
 import pytest
 
-from lt_plugins.benchmark import (ARMS, Arm, Stage, get_dataset_spec, plan, register_arm,
-                                  select_arms, summarize)
-from lt_plugins.benchmark.arms import CE, CRT
+from lt_plugins.benchmark import (ARMS, Arm, Stage, get_dataset_spec, markdown_table, plan,
+                                  register_arm, select_arms, summarize)
+from lt_plugins.benchmark.arms import CE, CRT, SCREENS
 from lt_plugins.benchmark.configs import build_stage_config
 from tests.test_tools import load_tool
 
@@ -25,7 +25,7 @@ def test_every_method_has_default_arms_with_paper_and_recommended_readings():
         kinds = {a.kind for a in default if a.method == method}
         assert {'paper', 'recommended'} <= kinds, method
     # a method name selects its default arms; an arm name itself; unknown names fail
-    assert [a.name for a in select_arms(['STG'])] == ['stg-paper', 'stg']
+    assert [a.name for a in select_arms(['STG'])] == ['stg-crt', 'stg-paper', 'stg']
     assert [a.name for a in select_arms(['mbj-beta1+crt'])] == ['mbj-beta1+crt']
     with pytest.raises(ValueError, match='no such arm or method'):
         select_arms(['nope'])
@@ -47,6 +47,111 @@ def test_register_arm_plugs_in_and_refuses_a_different_recipe_under_a_known_name
     assert 'crt-short' not in ARMS
     with pytest.raises(ValueError, match='not readings of stage'):
         Arm('bad', 'IEM', ARMS['iem'].stage, readings=('no-such-reading', ))
+
+
+def test_controls_are_marked_and_control_a_registered_arm_of_their_method():
+    controls = {n for n, a in ARMS.items() if a.kind == 'control'}
+    assert {'ce-ft', 'ce-ft-lr1e-3', 'ce-ft-lr1e-4', 'ce-ft-bbmult0.1', 'iem-ft10-ce-ft',
+            'stg-crt', 'stg-gaussian', 'stg-dropout', 'stg-stage1+crt', 'stg-sgd-crt',
+            'stg-median-crt', 'stg-mixft10-crt', 'stg-mixft10-stage1+crt',
+            'stg-mixft10-sgd-crt', 'afa-nogen', 'afa-nogen+crt', 'afa-s15-nogen',
+            'afa-s15-ce+crt'} <= controls
+    for name in controls:
+        arm = ARMS[name]
+        target = ARMS[arm.control_of]
+        assert target.kind != 'control' and target.method == arm.method, name
+    assert ARMS['ce-ft'].control_of == 'mbj-paper'
+    assert ARMS['ce-ft-lr1e-3'].control_of == 'mbj-lr1e-3'
+    assert ARMS['stg-gaussian'].control_of == 'stg'
+    assert ARMS['stg-mixft10-crt'].control_of == 'stg-mixft10'
+    # the IEM ft10 control is the one CE fine-tuning run, not a second one
+    assert ARMS['iem-ft10-ce-ft'].stage is ARMS['ce-ft'].stage
+    with pytest.raises(ValueError, match='control_of'):
+        register_arm(Arm('x-control', 'CE', CE, 'control'))
+    with pytest.raises(ValueError, match='control_of'):
+        register_arm(Arm('x-variant', 'CE', CE, 'variant', control_of='ce'))
+    assert 'x-control' not in ARMS and 'x-variant' not in ARMS
+
+
+def test_screens_run_each_arm_with_its_control_in_one_call(tmp_path):
+    assert {'mbj-screen-lr', 'mbj-screen-memory', 'iem-screen-ft10', 'iem-screen-const',
+            'iem-ablations',
+            'stg-screen-controls', 'stg-screen-sgd', 'stg-screen-median',
+            'stg-screen-mixft10', 'afa-screen15'} <= set(SCREENS)
+    for screen, names in SCREENS.items():
+        arms = select_arms([screen])
+        assert [a.name for a in arms] == list(names)
+        for arm in arms:
+            if arm.kind == 'control':
+                assert arm.control_of in names, (screen, arm.name)
+    for reading in ('lr1e-3', 'lr1e-4', 'bbmult0.1'):   # each lr next to its CE control
+        assert f'ce-ft-{reading}' in SCREENS['mbj-screen-lr']
+        assert ARMS[f'ce-ft-{reading}'].control_of == f'mbj-{reading}'
+    tasks = plan(select_arms(['stg-screen-mixft10']), [0], str(tmp_path))
+    keys = [t.stage.key for t in tasks]
+    assert keys.count('ce') == 1 and keys.count('ce/stg-stage1-mixft10') == 1
+    assert keys.count('ce/stg-stage1-mixft10/stg-stage2') == 1   # one stage 2, six stage 3
+
+
+def test_screen_recipes_match_their_configs(tmp_path):
+    """The overrides of the round-2 arms give what the -cpu-<screen> configs say."""
+    spec = get_dataset_spec('digits-lt')
+    scale = spec.batch_size / 128 * spec.lr_factor
+
+    def cfg(arm, stage=-1, **kw):
+        return build_stage_config(ARMS[arm].stage.chain()[stage], spec, 'cpu', 0,
+                                  str(tmp_path), **kw)
+    mbj, ctl = cfg('mbj-lr1e-3'), cfg('ce-ft-lr1e-3')
+    assert mbj.optim_wrapper.optimizer.lr == pytest.approx(1e-3 * scale)
+    assert ctl.optim_wrapper.optimizer.lr == pytest.approx(1e-3 * scale)
+    assert mbj.model.head.get('memory_enabled', True) and ctl.model.head.memory_enabled is False
+    assert cfg('mbj-lr1e-3-perclass5').model.head.memory.per_class_slots == 5
+    bb = cfg('mbj-bbmult0.1').optim_wrapper.paramwise_cfg.custom_keys.backbone
+    assert bb.lr_mult == 0.1
+    crt = cfg('mbj-lr1e-3+crt')
+    assert crt.model.reinit_head and crt.optim_wrapper.optimizer.lr == pytest.approx(0.1 * scale)
+    iem = cfg('iem-ft10-memlr1e-3-cbs')
+    assert iem.train_cfg.max_epochs == 10 and iem.param_scheduler[0].type == 'ConstantLR'
+    assert iem.optim_wrapper.optimizer.lr == pytest.approx(0.01 * scale)
+    assert iem.optim_wrapper.paramwise_cfg.custom_keys['head.global_memory'].fixed_lr == 1e-3
+    assert iem.train_dataloader.sampler.type == 'ClassBalancedSampler'
+    assert ARMS['iem-ft10'].stage.parent is CE
+    paper = cfg('iem-ft10').optim_wrapper.paramwise_cfg.custom_keys['head.local_memory']
+    assert paper.fixed_lr == 1e-5
+    # the former bench_iem_accuracy.py variants / readings; a reading of a memory the variant
+    # lacks (weights on it alone) is left out
+    assert {'classifier-heavy', 'keys-memory-only', 'global-only', 'local-only'} <= set(
+        ARMS['iem-paper@readings'].stage.readings)
+    assert 'global-only' not in ARMS['iem-no-global@readings'].stage.readings
+    assert 'local-only' not in ARMS['iem-no-local@readings'].stage.readings
+    assert cfg('iem-frozen-writes@readings').model.head.write_after_warmup is False
+    lv = cfg('iem-learnable-values@readings').model.head
+    assert lv.write_after_warmup is False and lv.warmup_value == 'logit'
+    # STG: the median split in stages 2 and 3 (kept in --quick), Table 7 values, the token
+    for stage in (-1, -2):
+        assert cfg('stg-median', stage).model.head.head_threshold == 'median'
+        assert cfg('stg-median', stage, quick_indices={}).model.head.head_threshold == 'median'
+    assert cfg('stg', quick_indices={}).model.head.head_threshold == 10
+    assert cfg('stg-dropout').model.head.dropout_p == 0.3
+    assert cfg('stg-gaussian').model.head.noise_std == 1.0
+    tok = cfg('stg-lam0.5-tokencls').model.head
+    assert tok.token_source == 'classifier' and tok.lam == 0.5
+    s1 = cfg('stg-mixft10', 0 + 1)   # chain: ce, mixft10, stage 2, stage 3
+    assert s1.model.train_cfg.augments.type == 'Mixup' and s1.train_cfg.max_epochs == 10
+    assert s1.optim_wrapper.optimizer.lr == pytest.approx(0.01 * scale)
+    sgd = cfg('stg-mixft10-sgd')
+    assert sgd.optim_wrapper.optimizer.type == 'SGD' and sgd.model.head.lam == 0.5
+    assert sgd.param_scheduler[0].type == 'CosineAnnealingLR'
+    assert cfg('stg-mixft10').optim_wrapper.optimizer.type == 'Adam'
+    # AFA 15-epoch screen: t = 5, the variant's neck also in its cRT, no LBLS in the controls
+    afa = cfg('afa-s15-sigmoid', 0)
+    assert afa.train_cfg.max_epochs == 15 and afa.model.neck.mask == 'sigmoid'
+    assert [h.get('start') for h in afa.custom_hooks if h.type == 'LBLSHook'] == [5]
+    assert cfg('afa-s15-sigmoid+crt').model.neck.mask == 'sigmoid'
+    ce = cfg('afa-s15-ce', 0)
+    assert not ce.model.neck.generate and ce.model.head.all_loss_weight == 0.0
+    assert all(h.type != 'LBLSHook' for h in ce.custom_hooks)
+    assert cfg('afa-s15-ce+crt').model.neck.attention_addition is False
 
 
 def test_plan_runs_each_stage_once_per_seed_and_unions_readings(tmp_path):
@@ -126,6 +231,27 @@ def test_summary_chooses_readings_and_methods_on_validation_never_on_test():
     assert out['arms']['stg']['wall_s'] == pytest.approx(125.0)
     assert out['arms']['stg']['step_ratio'] == pytest.approx(1.5)   # 0.3 / CE's 0.2
     assert out['arms']['ce']['step_ratio'] == pytest.approx(1.0)
+
+
+def test_a_control_with_the_best_validation_score_is_never_its_methods_reading():
+    arms = select_arms(['stg-paper', 'stg-crt', 'stg-gaussian', 'stg', 'ce-ft'])
+    s2 = 'stg-stage1/stg-stage2'
+    results = {(0, 'stg-stage1'): _result(0, 0), (0, s2): _result(0, 0),
+               (0, s2 + '/stage3-lam1.5'): _result(60, 60),
+               (0, s2 + '/stage3-lam0.5'): _result(58, 58),
+               (0, s2 + '/stage3-crt'): _result(70, 70),          # best on val: a control
+               (0, s2 + '/stage3-gaussian'): _result(65, 65),
+               (0, 'ce'): _result(50, 50), (0, 'ce/ce-ft'): _result(99, 99)}
+    out = summarize(arms, [0], results)
+    assert out['methods']['STG'] == 'stg-paper'
+    assert not out['arms']['stg-crt']['chosen_for_method']
+    # MBJ has only its control here: no MBJ reading at all
+    assert 'MBJ' not in out['methods'] and not out['arms']['ce-ft']['chosen_for_method']
+    # the controls follow the arm they control; ce-ft's arm (mbj-paper) is absent
+    assert list(out['arms']) == ['stg-paper', 'stg', 'stg-crt', 'stg-gaussian', 'ce-ft']
+    table = markdown_table(out)
+    assert '| stg-crt | STG (control of stg) |' in table
+    assert '| stg-paper **\\*** |' in table
 
 
 def _run(argv):
@@ -293,3 +419,81 @@ def test_ride_arms_take_the_dataset_and_chain_mbj_on_the_ride_model(tmp_path, na
     ldam = build_stage_config(ARMS['ldam-drw'].stage, spec, 'cpu', 0, str(tmp_path))
     assert ldam.model.head.loss.type == 'LDAMLoss'
     assert ldam.model.head.num_classes == classes
+
+
+@pytest.mark.slow   # ~20 s on the shared 2-core machine
+def test_time_feature_cache_times_the_frozen_backbone_stage_live_and_cached(tmp_path):
+    summary = _run(['--dataset', 'digits-lt', '--quick', '--jobs', '0', '--methods', 'stg',
+                    '--time-feature-cache', '1', '--time-stride', '2',
+                    '--work-dir', str(tmp_path)])
+    speed = summary['feature_cache_speed']
+    key = ARMS['stg'].stage.key
+    assert list(speed) == [key]              # the arm's final stage only (not stages 1 / 2)
+    res = speed[key]
+    # extract_s comes from the FeatureCacheHook of the cached run
+    assert res['live_epoch_s'] > 0 and res['cached_epoch_s'] > 0 and res['extract_s'] > 0
+    assert res['epochs_in_config'] == 1 and res['subset_stride'] == 2
+    assert res['speedup_stage'] == pytest.approx(
+        res['live_epoch_s'] / (res['extract_s'] + res['cached_epoch_s']))
+    from lt_plugins.benchmark.speed import time_feature_cache
+    with pytest.raises(ValueError, match='not cacheable'):
+        time_feature_cache(CE, get_dataset_spec('digits-lt'), 'cpu', 0, str(tmp_path), 'x')
+
+
+def test_new_readings_of_a_finished_stage_are_evaluated_without_training_it_again(tmp_path):
+    stage = Stage('ce-topup-test', CE.template,
+                  readings={'default': {}, 'again': {'randomness.seed': 7}})
+    register_arm(Arm('topup-one', 'CE', stage, readings=('default', )))
+    register_arm(Arm('topup-all', 'CE', stage))
+    try:
+        argv = ['--dataset', 'digits-lt', '--quick', '--jobs', '0', '--work-dir',
+                str(tmp_path)]
+        first = _run(argv + ['--methods', 'topup-one'])
+        root = osp.join(str(tmp_path), 'digits-lt-imb_factor25', 'cpu-quick', 's0',
+                        'ce-topup-test')
+        result = json.load(open(osp.join(root, 'result.json')))
+        assert list(result['readings']) == ['default']
+        mtime = osp.getmtime(result['checkpoint'])
+        second = _run(argv + ['--methods', 'topup-all'])
+        after = json.load(open(osp.join(root, 'result.json')))
+        assert list(after['readings']) == ['default', 'again']
+        # not trained again: same checkpoint file, same training time and numbers
+        assert osp.getmtime(after['checkpoint']) == mtime
+        assert after['wall_s'] == result['wall_s']
+        assert after['readings']['default'] == result['readings']['default']
+        assert after['readings']['again']['test'] == result['readings']['default']['test']
+        task = json.load(open(osp.join(root, 'task.json')))
+        assert task['train'] is False and list(task['readings']) == ['again']
+        assert not osp.exists(osp.join(root, 'result.prev.json'))
+        assert second['arms']['topup-all']['test'] == first['arms']['topup-one']['test']
+    finally:
+        ARMS.pop('topup-one', None)
+        ARMS.pop('topup-all', None)
+        from lt_plugins.benchmark.arms import _STAGES
+        _STAGES.pop('ce-topup-test', None)
+
+
+def test_mbj_probe_reads_the_ce_checkpoint_and_never_chooses_a_control(tmp_path):
+    from lt_plugins.benchmark.probe import PROBE_READINGS, summarize_probe
+    tool = load_tool('tools/benchmark/run.py')
+    assert tool.parse_args(['--mbj-probe']).mbj_probe == []        # all readings
+    summary = tool.main(['--dataset', 'digits-lt', '--quick', '--jobs', '0', '--methods',
+                         'ce', '--mbj-probe', 'ce-ft', 'crt', 'paper', 'size50C-eta5',
+                         '--work-dir', str(tmp_path)])
+    probe = summary['mbj_probe']
+    assert probe['checkpoints']['0'].endswith(osp.join('s0', 'ce', 'epoch_1.pth'))
+    assert list(probe['readings']) == ['ce-ft', 'crt', 'paper', 'size50C-eta5']
+    assert probe['chosen_on_val'] in ('paper', 'size50C-eta5')
+    for entry in probe['readings'].values():
+        assert 0 <= entry['test']['top1'] <= 100 and entry['seeds'] == [0]
+    assert len(probe['class_counts']) == 10 and probe['extract_s'][0] > 0
+    # choice on val among the non-controls, even when a control scores higher
+    run = dict(seed=0, wall_s=1.0)
+    runs = {'crt': [dict(run, val=dict(top1=90.0), test=dict(top1=90.0))],
+            'paper': [dict(run, val=dict(top1=60.0), test=dict(top1=99.0))],
+            'beta1': [dict(run, val=dict(top1=70.0), test=dict(top1=10.0))]}
+    assert summarize_probe(runs)['chosen_on_val'] == 'beta1'
+    assert PROBE_READINGS['crt']['control'] and PROBE_READINGS['ce-ft']['control']
+    with pytest.raises(ValueError, match='--mbj-probe readings'):
+        from lt_plugins.benchmark.probe import run_probe
+        run_probe(get_dataset_spec('digits-lt'), 'cpu', {0: 'x.pth'}, str(tmp_path), ['nope'])
