@@ -5,28 +5,14 @@
 # reweight_factor 0.02. Every expert starts from the pretrained stages 3-4 (full width: the
 # pretrained weights fix the widths).
 _base_ = [
+    '../_base_/models/ride_timm_4experts.py',
     '../_base_/datasets/places_lt.py',
     '../_base_/default_runtime.py',
 ]
 model_name = 'resnet152'
-num_experts = 4
 model = dict(
-    type='RIDEClassifier',
-    backbone=dict(type='MultiExpertBackbone', model_name=model_name, pretrained=True,
-                  num_experts=num_experts, tail_stages=2, width_factor=1.0),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='RIDEHead',
-        num_classes=365,
-        in_channels='auto',
-        num_experts=num_experts,
-        classifier='cosine',
-        scale=30.0,
-        loss=dict(type='LDAMLoss', max_margin=0.5, drw_beta=0.9999),
-        diversity=dict(type='RIDEDiversityLoss', loss_weight=-0.2, base_temperature=1.0,
-                       reweight_factor=0.02),
-        topk=(1, 5),
-    ))
+    backbone=dict(model_name=model_name, pretrained=True, width_factor=1.0),
+    head=dict(num_classes=365, diversity=dict(reweight_factor=0.02)))
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4, nesterov=True))
 param_scheduler = [
