@@ -405,10 +405,11 @@ _STG_NAMES = {'lam1.5': ('stg-paper', 'paper'), 'lam0.5': ('stg', 'recommended')
 
 
 def _register_stg_chain(prefix: str, stage2: Stage, stage3: Dict[str, Dict[str, object]],
-                        names: Iterable[str], default: bool = False, tag: str = '') -> None:
+                        names: Iterable[str], default: bool = False, tag: str = '',
+                        method: str = 'STG') -> None:
     """Stage-3 arms ``names`` of :data:`STG_ARMS` on ``stage2`` (``stage3``: overrides
     added to each, ``tag``: in their stage names); a chain's controls control its
-    ``lam0.5`` arm (named ``prefix``)."""
+    ``lam0.5`` arm (named ``prefix``); ``method``: the row they are reported under."""
     for name in names:
         arm, kind = _STG_NAMES.get(name, (f'stg-{name}', 'variant'))
         arm = arm.replace('stg', prefix, 1)
@@ -417,7 +418,7 @@ def _register_stg_chain(prefix: str, stage2: Stage, stage3: Dict[str, Dict[str, 
         over = dict(STG_ARMS[name], **stage3)
         stage = Stage(f'stage3{tag}-{name}', STG.replace('{n}', '3'), over, parent=stage2,
                       cacheable=True)
-        register_arm(Arm(arm, 'STG', stage, kind,
+        register_arm(Arm(arm, method, stage, kind,
                          f'STG stages 1-2 ({stage2.key}), then stage 3 ({name})',
                          default and name in ('lam1.5', 'lam0.5', 'crt'),
                          control_of=prefix if kind == 'control' else None))
@@ -533,7 +534,8 @@ SCREENS['afa-screen15'] = ('ce', 'crt', *(f'afa-s15{v}{c}' for v in AFA_SCREEN
 LDAM = 'configs/baselines/ldam-drw_resnet32-cifar_1xb128_cifar10-lt-ir100{s}.py'
 RIDE = 'configs/ride/ride_resnet32-cifar_1xb128_cifar10-lt-ir100{s}.py'
 MBJ_RIDE = 'configs/ride/mbj-ride_resnet32-cifar_1xb128_cifar10-lt-ir100{s}.py'
-register_arm(Arm('ldam-drw', 'LDAM-DRW', Stage('ldam-drw', LDAM), 'baseline',
+LDAM_STAGE = Stage('ldam-drw', LDAM)
+register_arm(Arm('ldam-drw', 'LDAM-DRW', LDAM_STAGE, 'baseline',
                  'LDAM loss, deferred re-weighting (Cao et al. 2019)', False))
 RIDE_STAGE = Stage('ride', RIDE)
 register_arm(Arm('ride', 'RIDE', RIDE_STAGE, 'baseline',
@@ -541,3 +543,41 @@ register_arm(Arm('ride', 'RIDE', RIDE_STAGE, 'baseline',
 register_arm(Arm('mbj-ride', 'MBJ+RIDE', Stage(
     'mbj-ride', MBJ_RIDE, {'model.head.mbj.memory.size': _num_classes_times(5)},
     parent=RIDE_STAGE), 'paper', 'RIDE, then MBJ fine-tuning, one memory per expert', False))
+
+# --------------------------------------------------------------------------- compositions
+# Issue 14: the methods' parts on a stage 1 other than CE. LDAM-DRW is the strongest single
+# stage 1 measured (CIFAR-10-LT seed 0: 73.65 vs cRT 72.20), so each classifier-side part is
+# put on its frozen backbone: cRT, cRT + IEM memory read (ComposedClsHead with an
+# EpisodicMemoryReader; the read and its weights chosen on val), MBJ's memory term on a
+# re-initialised classifier (frozen backbone, 50 * C slots, eta 5), STG stages 2-3. Each is
+# reported under 'Composed' (the recipe chosen on val); cRT on CE and LDAM-DRW alone are the
+# single methods to beat.
+COMPOSE_CRT_IEM = 'configs/compose/crt-iem-read_resnet32-cifar_1xb128_cifar10-lt-ir100{s}.py'
+_READER = 'model.head.memory_reader.'
+_READS: Dict[str, Dict[str, object]] = {
+    'default': {},                                            # Eq. 1, weights 0.5 / 0.5
+    'keys': {_READER + 'inference_read': 'keys'},             # soft kNN over the stored keys
+    'keys-0.8': {_READER + 'inference_read': 'keys',
+                 _READER + 'inference_weights': dict(classifier=0.8, memory=0.2)},
+    'classifier-only': {_READER + 'inference_weights': dict(classifier=1.0, memory=0.0)},
+}
+register_arm(Arm('ldam-drw+crt', 'Composed', Stage('crt', BASE.replace('{m}', 'crt'),
+                                                   parent=LDAM_STAGE), 'variant',
+                 'LDAM-DRW, then cRT (fresh linear classifier, class-balanced)'))
+register_arm(Arm('ldam-drw+crt+iem', 'Composed', Stage(
+    'crt-iem-read', COMPOSE_CRT_IEM, parent=LDAM_STAGE, readings=dict(_READS)), 'variant',
+    'LDAM-DRW, then cRT with an IEM memory read (read and weights chosen on val)'))
+register_arm(Arm('ldam-drw+mbj', 'Composed', Stage(
+    'mbj-frozen-reinit-size50C-eta5', MBJ, dict(_MBJ_BASE, **{
+        'model.type': 'DecoupledClassifier', 'model.reinit_head': True,
+        'model.head.memory.size': _num_classes_times(50), 'model.head.eta': 5.0}),
+    parent=LDAM_STAGE), 'variant',
+    'LDAM-DRW, then MBJ on the frozen backbone (fresh classifier, 50 * C slots, eta 5)'))
+LDAM_STG2 = Stage('stg-stage2', STG.replace('{n}', '2'), parent=LDAM_STAGE, cacheable=True)
+_register_stg_chain('ldam-drw+stg', LDAM_STG2, {}, ('lam1.5', 'lam0.5', 'crt'),
+                    method='Composed')
+_register_stg_chain('ldam-drw+stg-sgd', LDAM_STG2, _SGD3, ('lam0.5', 'crt'), tag='-sgd',
+                    method='Composed')
+SCREENS['compose-ldam'] = ('crt', 'ldam-drw', 'ldam-drw+crt', 'ldam-drw+crt+iem',
+                           'ldam-drw+mbj', 'ldam-drw+stg-crt', 'ldam-drw+stg',
+                           'ldam-drw+stg-paper', 'ldam-drw+stg-sgd-crt', 'ldam-drw+stg-sgd')
