@@ -19,7 +19,9 @@ class DecoupledClassifier(AutoChannelClassifier):
     checkpoint's ``head.*`` weights are skipped, so the classifier starts from its fresh
     initialisation; a checkpoint written by this class (a stage-2 run being resumed or
     tested) carries the ``decoupled_stage`` buffer and loads whole. With
-    ``reinit_head=False`` (LWS, tau-normalisation) the stage-1 head is kept.
+    ``reinit_head=False`` (LWS, tau-normalisation) the stage-1 head is kept. A head may name
+    key prefixes it carries over from the previous stage even when it is re-initialised
+    (``head.stage_carried_keys``, e.g. ``ComposedClsHead``'s STG generator trained in stage 2).
 
     Args:
         frozen (Sequence[str]): sub-modules to freeze. Defaults to ``('backbone', 'neck')``.
@@ -47,7 +49,11 @@ class DecoupledClassifier(AutoChannelClassifier):
         if marker in state_dict:
             return  # written by a decoupled stage: load whole
         if self.reinit_head:
-            for key in [k for k in state_dict if k.startswith(f'{prefix}head.')]:
+            # parts of the head that come from the previous stage (STG's trained generator)
+            keep = tuple(f'{prefix}head.{p}' for p in getattr(self.head, 'stage_carried_keys',
+                                                             ()))
+            for key in [k for k in state_dict
+                        if k.startswith(f'{prefix}head.') and not k.startswith(keep)]:
                 del state_dict[key]
         # A stage-1 checkpoint has no marker; add it so the load reports no missing key.
         state_dict[marker] = self.decoupled_stage.clone()
