@@ -285,6 +285,8 @@ def test_composed_generator_equals_stg_cls_head(case):
     _load(stg, state)
     composed = _composed(**{k: v for k, v in cfg.items() if k not in ('class_counts', 'seed')})
     model = _decoupled(composed)
+    # STG stage 2 is itself a decoupled stage: its checkpoint carries the marker
+    state['decoupled_stage'] = torch.ones((), dtype=torch.long)
     fresh = composed.classifier.fc.weight.clone()
     res = model.load_state_dict(dict(state), strict=False)
     # the generator is carried over, the classifier is re-initialised (cRT)

@@ -112,6 +112,12 @@ class ComposedClsHead(BaseModule):
         stage's checkpoint while it re-initialises the head: the generator's."""
         return ('generator.', ) if self.generator is not None else ()
 
+    def is_earlier_stage(self, state_dict: dict, prefix: str) -> bool:
+        """Whether ``state_dict`` (a decoupled model's) comes from an earlier stage than this
+        head: with a generator, a checkpoint without the generator part's own state (STG
+        stage 2's ``STGGeneratorHead``) is one, so cRT still re-initialises the classifier."""
+        return self.generator is not None and f'{prefix}generator.aug_seed' not in state_dict
+
     def _fill(self, cfg: dict, field: str, dim_key: str) -> dict:
         cfg = copy.deepcopy(cfg)
         for key, value in (('num_classes', self.num_classes), (dim_key, self.in_channels)):
