@@ -366,3 +366,27 @@ def test_generator_clear_errors():
         head.loss((torch.randn(2, 4), ), mixed)
     none = _composed(augment='none')  # plain re-training needs no stage-2 generator
     assert 'loss' in none.loss((torch.randn(4, 4), ), _samples([0, 4, 5, 1]))
+
+
+def test_composed_generator_leaves_afa_generated_rows_alone():
+    """Behind an AFANeck the classifier's input is B real rows then G generated ones: the
+    generator augments only the real rows; AFAClsHead's loss gets both and gen_labels."""
+    torch.set_num_threads(1)
+    state = _stage2_state()
+    head = MODELS.build(dict(
+        type='ComposedClsHead', num_classes=6, in_channels=4,
+        classifier=dict(type='AFAClsHead', all_loss_weight=2.0),
+        generator=dict(class_counts=COUNTS, seed=7)))
+    _load(head, {k: v for k, v in state.items() if k.startswith('head.generator.')})
+    y = torch.tensor([0, 4, 5, 1])
+    x = torch.randn(6, 4) + 1.0  # 4 real, then 2 generated rows
+    gen_labels = torch.tensor([5, 4])
+    losses = head.loss((x, ), _samples(y), gen_labels=gen_labels)
+    # reference: the same keyed draws on the real rows, the generated rows unchanged
+    from lt_plugins.memory.rebalanced_fifo import rank_generator
+    aug = head.generator.augment_features(x[:4], y, rank_generator(7, 0))
+    assert not torch.equal(aug[1:3], x[1:3]) and torch.equal(aug[[0, 3]], x[[0, 3]])
+    ref = head.classifier.loss((torch.cat([aug, x[4:]]), ), _samples(y),
+                               gen_labels=gen_labels)
+    for key in ('loss_ori', 'loss_all'):
+        torch.testing.assert_close(losses[key], ref[key], rtol=0, atol=0)
