@@ -52,3 +52,71 @@ def test_compose_config_builds_trains_and_predicts(name, parts):
         if name == 'crt-iem-read':  # Eq. 1 reads of every class, averaged with the softmax
             ref = 0.5 * ref + 0.5 * head.memory_reader.memory.read_all(x, 'class')
     torch.testing.assert_close(scores, ref)
+
+
+COUNTS = [500, 300, 180, 110, 60, 36, 20, 12, 7, 5]  # threshold 100: heads 0-3
+# (stage-2 config, stage-3 config) of each "<stage 1> then STG" chain (any stage 1 of this
+# backbone: configs/stg's stage 2, then the composed stage 3)
+STG_CHAINS = [
+    ('../stg/stg-stage2', 'crt-stg-stage3'),
+    ('mbj-stg-stage2', 'mbj-stg-stage3'),
+    ('ldam-drw-stg-stage2', 'ldam-drw-stg-stage3'),
+    ('afa-stg-stage2', 'afa-stg-stage3'),
+]
+
+
+def _build(name):
+    cfg = Config.fromfile(CFG.format(name))
+    model = MODELS.build(cfg.model)
+    for module in model.modules():  # ClassCountsHook, by hand
+        if hasattr(module, 'set_class_counts'):
+            module.set_class_counts(torch.tensor(COUNTS))
+    model.require_pretrained = False  # FeatureCacheClassifier: no stage-1 checkpoint here
+    return cfg, model
+
+
+@pytest.mark.parametrize('stage2,stage3', STG_CHAINS)
+def test_stg_chain_configs_carry_the_generator_into_a_composed_stage3(stage2, stage3):
+    """Stage 2 (STGGeneratorHead on the stage-1 model) trains one step; its state loads into
+    the composed stage 3 (ComposedClsHead + STGFeatureGenerator) with the generator carried
+    and the classifier re-initialised; stage 3 trains only the classifier on augmented tail
+    features and predicts with the classifier alone."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    cfg2, model2 = _build(stage2)
+    cfg3, model3 = _build(stage3)
+    assert type(model2.head).__name__ == 'STGGeneratorHead'
+    assert cfg3.model.head.generator.head_threshold == cfg2.model.head.head_threshold == 100
+    assert cfg3.train_dataloader.sampler.type == 'ClassBalancedSampler'
+    assert cfg2.train_dataloader.sampler.type == 'DefaultSampler'
+    model2.train()
+    labels = [0, 0, 1, 1, 2, 2, 3, 3, 8, 9]  # head pairs and two tail samples
+    samples = [DataSample(metainfo=dict(sample_idx=i)).set_gt_label(y)
+               for i, y in enumerate(labels)]
+    losses = model2.loss(torch.randn(len(labels), 3, 32, 32), samples)
+    assert set(losses) >= {'loss_mu', 'loss_sigma'}
+    fresh = model3.head.classifier.fc.weight.clone()
+    res = model3.load_state_dict(model2.state_dict(), strict=False)
+    head = model3.head
+    for key, value in model2.head.generator.state_dict().items():
+        torch.testing.assert_close(head.generator.generator_net.state_dict()[key], value,
+                                   rtol=0, atol=0)
+    assert int(head.generator.generator_net.trained_iters) == 1
+    torch.testing.assert_close(head.classifier.fc.weight, fresh, rtol=0, atol=0)  # cRT
+    assert not [k for k in res.unexpected_keys if k.startswith('head.')]
+    trainable = {n for n, p in model3.named_parameters() if p.requires_grad}
+    assert trainable == {'head.classifier.fc.weight', 'head.classifier.fc.bias'}
+    model3.train()
+    tail = [DataSample().set_gt_label(y) for y in (8, 9, 1)]
+    images = torch.randn(3, 3, 32, 32)
+    loss = model3.loss(images, tail)['loss']
+    loss.backward()
+    assert int(head.generator.aug_step) == 1 and head.classifier.fc.weight.grad is not None
+    # the tail features were augmented (a plain cRT loss on the real features differs)
+    with torch.no_grad():
+        x = model3.extract_feat(images, stage='pre_logits')
+        plain = head.classifier.loss((x, ), tail)['loss']
+    assert not torch.allclose(plain, loss.detach())
+    model3.eval()
+    scores = torch.stack([p.pred_score for p in model3.predict(images)])
+    torch.testing.assert_close(scores, head.classify(x).softmax(1))

@@ -152,3 +152,30 @@ def test_table5_kl_tool(chain, tmp_path):
     assert (kl + torch.eye(4) > 0).all()  # distinct samples -> positive divergence
     assert all(0 <= c < 5 for c in res['head_class'])  # borrowed tokens are head classes
     assert json.loads(out.read_text())['kl'] == res['kl']
+
+
+def test_composed_stage3_equals_stg_cls_head(chain):
+    """STG stage 3 written with parts (cRT FeatureCacheClassifier + ComposedClsHead(linear,
+    generator=STGFeatureGenerator)) trains exactly like the STGClsHead preset from the same
+    stage-2 checkpoint: the generator is carried, the classifier re-initialised, the draws
+    keyed alike."""
+    composed = dict(_stage3_model(), reinit_head=True,
+                    head=dict(type='ComposedClsHead', num_classes=10, in_channels=64,
+                              classifier=dict(type='LinearClsHead'),
+                              generator=dict(head_threshold=HEAD_THRESHOLD)))
+    heads = {}
+    for name, model in (('preset', _stage3_model()), ('composed', composed)):
+        runner = _runner(chain['work_dir'], f'stage3_{name}', model, 1,
+                         dict(type='Adam', lr=1e-3), sampler='ClassBalancedSampler',
+                         load_from=chain['ckpt2'], hooks=[dict(type='FeatureCacheHook')])
+        runner.train()
+        heads[name] = runner.model.head
+    preset, parts = heads['preset'], heads['composed']
+    torch.testing.assert_close(parts.classifier.fc.weight, preset.fc.weight, rtol=0, atol=0)
+    torch.testing.assert_close(parts.classifier.fc.bias, preset.fc.bias, rtol=0, atol=0)
+    assert int(parts.generator.aug_step) == int(preset.aug_step) == 16
+    for key, value in preset.generator.state_dict().items():
+        torch.testing.assert_close(parts.generator.generator_net.state_dict()[key], value,
+                                   rtol=0, atol=0, msg=key)
+    s2 = torch.load(chain['ckpt2'], map_location='cpu', weights_only=False)['state_dict']
+    assert not torch.allclose(parts.classifier.fc.weight, s2['head.fc.weight'])  # cRT

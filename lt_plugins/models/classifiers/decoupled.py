@@ -19,7 +19,12 @@ class DecoupledClassifier(AutoChannelClassifier):
     checkpoint's ``head.*`` weights are skipped, so the classifier starts from its fresh
     initialisation; a checkpoint written by this class (a stage-2 run being resumed or
     tested) carries the ``decoupled_stage`` buffer and loads whole. With
-    ``reinit_head=False`` (LWS, tau-normalisation) the stage-1 head is kept.
+    ``reinit_head=False`` (LWS, tau-normalisation) the stage-1 head is kept. A head may name
+    key prefixes it carries over from the previous stage even when it is re-initialised
+    (``head.stage_carried_keys``, e.g. ``ComposedClsHead``'s STG generator trained in stage 2),
+    and may tell a checkpoint of an earlier decoupled stage from its own
+    (``head.is_earlier_stage(state_dict, prefix)``: STG stage 2, itself decoupled, before the
+    composed stage 3).
 
     Args:
         frozen (Sequence[str]): sub-modules to freeze. Defaults to ``('backbone', 'neck')``.
@@ -44,10 +49,15 @@ class DecoupledClassifier(AutoChannelClassifier):
 
     def _skip_stage1_head(self, state_dict, prefix, *args) -> None:
         marker = f'{prefix}decoupled_stage'
-        if marker in state_dict:
-            return  # written by a decoupled stage: load whole
+        earlier = getattr(self.head, 'is_earlier_stage', None)
+        if marker in state_dict and not (earlier and earlier(state_dict, f'{prefix}head.')):
+            return  # written by a decoupled stage (this one): load whole
         if self.reinit_head:
-            for key in [k for k in state_dict if k.startswith(f'{prefix}head.')]:
+            # parts of the head that come from the previous stage (STG's trained generator)
+            keep = tuple(f'{prefix}head.{p}' for p in getattr(self.head, 'stage_carried_keys',
+                                                             ()))
+            for key in [k for k in state_dict
+                        if k.startswith(f'{prefix}head.') and not k.startswith(keep)]:
                 del state_dict[key]
         # A stage-1 checkpoint has no marker; add it so the load reports no missing key.
         state_dict[marker] = self.decoupled_stage.clone()

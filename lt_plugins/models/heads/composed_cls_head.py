@@ -1,4 +1,5 @@
-"""A classification head composed of parts: a classifier, an MBJ memory term, a memory reader."""
+"""A classification head composed of parts: a classifier, an MBJ memory term, a memory reader,
+a feature generator."""
 import copy
 from typing import List, Optional, Sequence, Tuple
 
@@ -28,10 +29,19 @@ class ComposedClsHead(BaseModule):
       config; written in every training step with the classifier's input features and
       read at inference: predictions are the weighted mean of the classifier's softmax and the
       memory read (IEM Eq. 1-3, e.g. "cRT classifier + IEM memory read").
+    * ``generator`` (optional): a feature generator for training, an
+      :class:`~lt_plugins.models.parts.STGFeatureGenerator` config: in :meth:`loss` the real
+      samples' features are replaced by their STG augmentation (tail rows, STG Eq. 3-4) before
+      the classifier's loss; the memory parts still see the real features, inference never
+      augments. Its generator comes from an STG stage-2 checkpoint trained on the same frozen
+      representation; the decoupled classifiers keep ``head.generator.*`` of that checkpoint
+      while they re-initialise the classifier (:attr:`stage_carried_keys`). Token choice by
+      prototype only (``token_source='classifier'`` stays with ``STGClsHead``).
 
     ``num_classes`` and ``in_channels`` are filled into every part. Data flow as in DESIGN.md:
-    features -> classifier logits + loss; the parts own their memories and read / write them
-    inside :meth:`loss`; :meth:`predict` reads the memory reader only.
+    features -> (generator, training only) -> classifier logits + loss; the parts own their
+    memories and read / write them inside :meth:`loss`; :meth:`predict` reads the memory reader
+    only.
 
     Checkpoints of the plain classifier heads (``LinearClsHead``'s ``fc.*``,
     ``NormedLinearClsHead``'s ``weight``) load into ``classifier.*`` (a stage-1 checkpoint for
@@ -45,6 +55,8 @@ class ComposedClsHead(BaseModule):
             filled in). Defaults to None.
         memory_reader (dict, optional): ``EpisodicMemoryReader`` config (``dim``/
             ``num_classes`` filled in). Defaults to None.
+        generator (dict, optional): ``STGFeatureGenerator`` config (``in_channels``/
+            ``num_classes`` filled in). Defaults to None.
         init_cfg (dict, optional): Defaults to None (each part initialises itself).
     """
 
@@ -54,6 +66,7 @@ class ComposedClsHead(BaseModule):
                  classifier: dict = dict(type='LinearClsHead'),
                  memory_term: Optional[dict] = None,
                  memory_reader: Optional[dict] = None,
+                 generator: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_classes is None or int(num_classes) < 1:
@@ -79,7 +92,31 @@ class ComposedClsHead(BaseModule):
             self.memory_reader = MODELS.build(self._fill(
                 dict(dict(type='EpisodicMemoryReader'), **memory_reader), 'memory_reader',
                 'dim'))
+        self.generator = None
+        if generator is not None:
+            cfg = self._fill(dict(dict(type='STGFeatureGenerator'), **generator), 'generator',
+                             'in_channels')
+            cfg.setdefault('owner', 'ComposedClsHead')
+            cfg.setdefault('field', 'model.head.generator')
+            if cfg.get('token_source', 'prototype') != 'prototype':
+                raise ValueError(
+                    "ComposedClsHead: generator.token_source='classifier' needs the stage-1 "
+                    'linear classifier carried through the STG stage-2 checkpoint; only '
+                    "STGClsHead does that. Use token_source='prototype' here.")
+            self.generator = MODELS.build(cfg)
         self._register_load_state_dict_pre_hook(self._plain_head_keys)
+
+    @property
+    def stage_carried_keys(self) -> Tuple[str, ...]:
+        """Key prefixes (relative to the head) that a decoupled stage keeps from the previous
+        stage's checkpoint while it re-initialises the head: the generator's."""
+        return ('generator.', ) if self.generator is not None else ()
+
+    def is_earlier_stage(self, state_dict: dict, prefix: str) -> bool:
+        """Whether ``state_dict`` (a decoupled model's) comes from an earlier stage than this
+        head: with a generator, a checkpoint without the generator part's own state (STG
+        stage 2's ``STGGeneratorHead``) is one, so cRT still re-initialises the classifier."""
+        return self.generator is not None and f'{prefix}generator.aug_seed' not in state_dict
 
     def _fill(self, cfg: dict, field: str, dim_key: str) -> dict:
         cfg = copy.deepcopy(cfg)
@@ -112,15 +149,31 @@ class ComposedClsHead(BaseModule):
     # -- loss ---------------------------------------------------------------------------------
     def loss(self, feats: Sequence[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> dict:
-        """Classifier loss, plus ``loss_memory`` of the memory term; writes the reader."""
-        losses = self.classifier.loss(feats, data_samples, **kwargs)
+        """Classifier loss (on the generator's features, if any), plus ``loss_memory`` of the
+        memory term; writes the reader."""
+        real = None
+        if self.generator is not None:
+            if 'gt_score' in data_samples[0]:
+                raise ValueError('ComposedClsHead: the generator augments by class and needs '
+                                 'hard labels; remove Mixup/CutMix from `model.train_cfg`.')
+            x = self.pre_logits(feats)
+            n = len(data_samples)  # the real samples (AFA: then generated)
+            real = x[:n]
+            target = torch.cat([ds.gt_label for ds in data_samples]).to(x.device)
+            aug = self.generator(real, target)
+            if x.shape[0] > n:
+                aug = torch.cat([aug, x[n:]])
+            losses = self.classifier.loss(tuple(feats[:-1]) + (aug, ), data_samples, **kwargs)
+        else:
+            losses = self.classifier.loss(feats, data_samples, **kwargs)
         if self.memory_term is None and self.memory_reader is None:
             return losses
         if 'gt_score' in data_samples[0]:
             raise ValueError('ComposedClsHead: the memory parts store (feature, label) pairs '
                              'and need hard labels; remove Mixup/CutMix from '
                              '`model.train_cfg`.')
-        x = self.pre_logits(feats)[:len(data_samples)]  # the real samples (AFA: then generated)
+        # the real samples (AFA: then generated), un-augmented
+        x = self.pre_logits(feats)[:len(data_samples)] if real is None else real
         target = torch.cat([ds.gt_label for ds in data_samples]).to(x.device)
         if self.memory_term is not None and self.memory_term.enabled:
             losses['loss_memory'] = self.memory_term(x, target, self.classify)

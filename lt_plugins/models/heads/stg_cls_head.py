@@ -3,22 +3,23 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from lt_plugins.memory.rebalanced_fifo import rank_generator
-from lt_plugins.models.stg import (AUGMENT_TYPES, check_threshold, class_strength,
-                                   dropout_augment, gaussian_noise_augment, head_tail_split,
-                                   stg_augment)
+from lt_plugins.models.parts.feature_generator import STGFeatureGenerator
 from .stg_generator_head import _drop_expected_missing, stage_tag_of
 
 CLASSIFIERS = ('crt', 'lws')
-TOKEN_SOURCES = ('prototype', 'classifier')
-SCOPES = ('tail', 'all')
 _STAGE2_ONLY = ('smoother.', 'dictionary.')
+
+
+def _part_option(name: str) -> property:
+    """A setting of the head's :class:`STGFeatureGenerator`, read and written through."""
+    return property(lambda self: getattr(self.feature_generator, name),
+                    lambda self, value: setattr(self.feature_generator, name, value),
+                    doc=f'``{name}`` of the feature generator part.')
 
 
 @MODELS.register_module()
@@ -42,6 +43,12 @@ class STGClsHead(LinearClsHead):
     learns a per-class logit scale ``lws_scale`` (initialised to 1). Resuming a stage-3
     checkpoint restores everything as saved (the stage is recorded in the ``stg_stage``
     buffer).
+
+    A preset of :class:`~lt_plugins.models.parts.STGFeatureGenerator` (the augmentation as a
+    part, which ``ComposedClsHead(generator=...)`` attaches to any classifier): the part is
+    ``head.feature_generator`` (a plain attribute) and registers its generator and buffers on
+    this head, so the checkpoint keys (``generator.*``, ``class_counts``, ``aug_seed``,
+    ``aug_step``, ``token_fc_*``) and outputs are those of the head before the split.
 
     Args:
         num_classes (int): number of classes ``C``.
@@ -97,71 +104,46 @@ class STGClsHead(LinearClsHead):
                  seed: Optional[int] = None,
                  **kwargs) -> None:
         super().__init__(num_classes=num_classes, in_channels=in_channels, **kwargs)
-        for name, value, choices in (('augment', augment, AUGMENT_TYPES),
-                                     ('classifier', classifier, CLASSIFIERS),
-                                     ('augment_scope', augment_scope, SCOPES),
-                                     ('token_metric', token_metric, ('cosine', 'euclidean')),
-                                     ('token_source', token_source, TOKEN_SOURCES)):
-            if value not in choices:
-                raise ValueError(f'STGClsHead {name}={value!r}: choose one of {choices} '
-                                 f'(`model.head.{name}`).')
-        if not 0.0 <= float(mix_threshold) <= 1.0:
-            raise ValueError(f'`model.head.mix_threshold` must be in [0, 1], got {mix_threshold}.')
-        if not 0.0 <= float(dropout_p) < 1.0:
-            raise ValueError(f'`model.head.dropout_p` must be in [0, 1), got {dropout_p}.')
-        gen_cfg = dict(generator)
-        gen_cfg.setdefault('in_channels', in_channels)
-        gen_cfg.setdefault('num_classes', num_classes)
-        self.generator = MODELS.build(gen_cfg)
-        self.generator.requires_grad_(False)
-        self.augment = augment
-        self.lam = float(lam)
-        self.mix_threshold = float(mix_threshold)
-        self.noise_std = float(noise_std)
-        self.dropout_p = float(dropout_p)
-        self.head_threshold = check_threshold(head_threshold)
-        self.token_metric = token_metric
-        self.token_source = token_source
-        if token_source == 'classifier':  # the stage-1 classifier, frozen, for token choice
-            self.register_buffer('token_fc_weight', self.fc.weight.detach().clone())
-            self.register_buffer('token_fc_bias', self.fc.bias.detach().clone())
-            self.register_buffer('token_fc_loaded', torch.zeros((), dtype=torch.bool))
-        self.augment_scope = augment_scope
-        self.use_mean = bool(use_mean)
+        if classifier not in CLASSIFIERS:
+            raise ValueError(f'STGClsHead classifier={classifier!r}: choose one of '
+                             f'{CLASSIFIERS} (`model.head.classifier`).')
+        # The part registers its generator and buffers on this head (the keys it always had)
+        # and is kept as a plain attribute, not a sub-module.
+        part = STGFeatureGenerator(
+            in_channels=in_channels, num_classes=num_classes, generator=generator,
+            augment=augment, lam=lam, mix_threshold=mix_threshold, noise_std=noise_std,
+            dropout_p=dropout_p, head_threshold=head_threshold, token_metric=token_metric,
+            token_source=token_source, augment_scope=augment_scope, use_mean=use_mean,
+            class_counts=class_counts, seed=seed, owner='STGClsHead', field='model.head',
+            state_owner=self)
+        object.__setattr__(self, 'feature_generator', part)
         self.classifier = classifier
         if classifier == 'lws':
             self.fc.requires_grad_(False)
             self.lws_scale = nn.Parameter(torch.ones(num_classes))
-        self.register_buffer('class_counts', torch.zeros(num_classes, dtype=torch.long))
         self.register_buffer('stg_stage', torch.tensor(self.STAGE))
-        seed = torch.initial_seed() if seed is None else int(seed)
-        self.register_buffer('aug_seed', torch.tensor(seed & (2**63 - 1), dtype=torch.long))
-        self.register_buffer('aug_step', torch.zeros((), dtype=torch.long))
-        self._explicit_counts = class_counts is not None
-        if class_counts is not None:
-            self._write_counts(class_counts)
         self._expected_missing = set()
         self.register_load_state_dict_post_hook(_drop_expected_missing)
 
-    # -- class counts ---------------------------------------------------------------------
-    def _write_counts(self, counts) -> None:
-        counts = torch.as_tensor(counts, dtype=torch.long).reshape(-1)
-        if counts.numel() != self.num_classes:
-            raise ValueError(f'{type(self).__name__}: num_classes={self.num_classes} but the '
-                             f'class counts have {counts.numel()} entries: fix '
-                             '`model.head.num_classes` or `class_counts`.')
-        if self.augment_scope == 'tail':
-            head_tail_split(counts, self.head_threshold)
-        self.class_counts.copy_(counts.to(self.class_counts.device))
+    # -- the part's options and state -------------------------------------------------------
+    augment = _part_option('augment')
+    lam = _part_option('lam')
+    mix_threshold = _part_option('mix_threshold')
+    noise_std = _part_option('noise_std')
+    dropout_p = _part_option('dropout_p')
+    head_threshold = _part_option('head_threshold')
+    token_metric = _part_option('token_metric')
+    token_source = _part_option('token_source')
+    augment_scope = _part_option('augment_scope')
+    use_mean = _part_option('use_mean')
 
     def set_class_counts(self, counts) -> None:
         """Receive ``N_c`` from ``ClassCountsHook`` (an explicit ``class_counts`` wins)."""
-        if not self._explicit_counts:
-            self._write_counts(counts)
+        self.feature_generator.set_class_counts(counts)
 
     def head_mask(self) -> torch.Tensor:
         """``(C,)`` bool mask of the head classes."""
-        return head_tail_split(self.class_counts, self.head_threshold)
+        return self.feature_generator.head_mask()
 
     # -- modes ----------------------------------------------------------------------------
     def train(self, mode: bool = True) -> 'STGClsHead':
@@ -206,67 +188,19 @@ class STGClsHead(LinearClsHead):
         return logits
 
     def _check_generator(self) -> None:
-        if int(self.generator.trained_iters) == 0:
-            raise RuntimeError(
-                'STGClsHead (stage 3) has an untrained generator: the stage-2 checkpoint was '
-                'not loaded. Set `load_from` to the stage-2 checkpoint (the last '
-                '`epoch_*.pth` of the stg ..._stage2 config\'s work_dir), or set '
-                '`model.head.augment=\'none\'` for plain classifier re-training.')
+        self.feature_generator.check_generator()
 
     def select_head_class(self, feats: torch.Tensor) -> torch.Tensor:
         """``(n,)`` head class whose token each (tail) feature borrows: the most similar
         head-class prototype (``token_source='prototype'``) or the stage-1 classifier's
         top-scoring head class (``'classifier'``)."""
-        head = self.head_mask().to(feats.device)
-        if self.token_source == 'prototype':
-            return self.generator.select_head_class(feats, head, self.token_metric)
-        if not bool(self.token_fc_loaded):
-            raise RuntimeError(
-                "STGClsHead(token_source='classifier') has no stage-1 classifier: load the "
-                'stage-2 checkpoint (`load_from`), whose `fc` is the stage-1 one.')
-        logits = F.linear(feats, self.token_fc_weight.to(feats), self.token_fc_bias.to(feats))
-        logits = logits.masked_fill(~head[None, :], float('-inf'))
-        return logits.argmax(dim=1)
+        return self.feature_generator.select_head_class(feats)
 
-    @torch.no_grad()
     def augment_features(self, feats: torch.Tensor, labels: torch.Tensor,
                          generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Replace the features of the samples in scope by their augmentation.
-
-        Args:
-            feats (Tensor): ``(B, d)``.
-            labels (Tensor): ``(B,)``.
-            generator (torch.Generator, optional): random source (default: global RNG).
-
-        Returns:
-            Tensor: ``(B, d)``; rows outside the scope are unchanged.
-        """
-        if self.augment == 'none':
-            return feats
-        if self.augment_scope == 'tail':
-            scope = ~self.head_mask()[labels]
-        else:
-            scope = torch.ones_like(labels, dtype=torch.bool)
-        if not bool(scope.any()):
-            return feats
-        a, y = feats[scope], labels[scope]
-        if self.augment == 'stg':
-            self._check_generator()
-            self.generator.eval()
-            token = self.select_head_class(a)
-            mu, sigma = self.generator(a, token)
-            strength = class_strength(self.class_counts).to(a.device)[y]
-            if not self.use_mean:
-                mu = torch.zeros_like(mu)
-            new = stg_augment(a, mu.to(a), sigma.to(a), strength, self.lam, self.mix_threshold,
-                              generator)
-        elif self.augment == 'gaussian':
-            new = gaussian_noise_augment(a, self.noise_std, generator)
-        else:
-            new = dropout_augment(a, self.dropout_p, generator)
-        out = feats.clone()
-        out[scope] = new.to(out.dtype)
-        return out
+        """Replace the features of the samples in scope by their augmentation
+        (:meth:`STGFeatureGenerator.augment_features`); rows outside the scope unchanged."""
+        return self.feature_generator.augment_features(feats, labels, generator)
 
     def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> dict:
@@ -277,7 +211,5 @@ class STGClsHead(LinearClsHead):
                              'augments (Mixup/CutMix) inherited from stage 1 '
                              '(`model.train_cfg=None`).')
         labels = torch.cat([ds.gt_label for ds in data_samples]).to(a.device)
-        generator = rank_generator(int(self.aug_seed), int(self.aug_step), a.device)
-        self.aug_step += 1
-        a = self.augment_features(a, labels, generator)
+        a = self.feature_generator(a, labels)  # this step's keyed draws; aug_step += 1
         return super().loss((a, ), data_samples, **kwargs)
