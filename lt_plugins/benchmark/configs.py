@@ -127,7 +127,8 @@ def build_stage_config(stage: Stage, spec: DatasetSpec, schedule: str, seed: int
         'randomness': dict(seed=int(seed), deterministic=False),
         'train_cfg.val_interval': epochs + 1,           # evaluated once, after training
         'train_cfg.val_begin': epochs + 1,
-        'default_hooks.checkpoint': dict(type='CheckpointHook', interval=epochs,
+        # every epoch (only the latest kept): an interrupted stage resumes where it stopped
+        'default_hooks.checkpoint': dict(type='CheckpointHook', interval=1,
                                          max_keep_ckpts=1, save_last=True),
         'default_hooks.logger.interval': 10,
         'load_from': load_from,

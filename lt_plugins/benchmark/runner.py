@@ -185,6 +185,7 @@ class BenchmarkRunner:
                            train=task.stage.train and previous is None,
                            config=osp.abspath(cfg_path), readings=readings,
                            previous=previous and osp.abspath(previous),
+                           resume=not self.force,
                            result=osp.abspath(task.result_path)), f, indent=1)
         return path
 

@@ -9,13 +9,23 @@ goes; with ``previous`` (an earlier result of the stage) it only evaluates the r
 result lacks, on its checkpoint, and adds them to it. The result JSON holds the training
 wall time, the mean training step time, and per
 reading the val / test metrics (overall, many, medium, few) and per-class accuracies.
+
+A training stage checkpoints every epoch. When its work dir holds the checkpoint of an
+interrupted run of the very same config (``config.started.py``, written when training starts,
+equals today's ``config.py``), the stage resumes from it (mmengine's resume: model, optimizer,
+schedulers, memory buffers, epoch) instead of starting over, unless the task says
+``resume: false`` (``run.py --force``); the result records ``resumed_from_epoch``. The
+augmentations' random draws are not replayed, so a resumed stage is an equivalent
+continuation, not bit-identical to an uninterrupted one.
 """
 import json
 import os
 import os.path as osp
+import re
+import shutil
 import sys
 import time
-from typing import Dict
+from typing import Dict, Optional
 
 
 def _shot(metrics: Dict[str, float]) -> Dict[str, float]:
@@ -38,6 +48,7 @@ def _progress_hook(path: str):
 
         def before_train(self, runner):
             self._start = time.perf_counter()
+            self._first_epoch = runner.epoch     # > 0 when resumed
 
         def before_train_iter(self, runner, batch_idx, data_batch=None):
             self._t = time.perf_counter()
@@ -48,7 +59,7 @@ def _progress_hook(path: str):
         def after_train_epoch(self, runner):
             done, total = runner.epoch + 1, runner.max_epochs   # counted after this hook
             spent = time.perf_counter() - self._start
-            eta = spent / max(done, 1) * (total - done)
+            eta = spent / max(done - self._first_epoch, 1) * (total - done)
             tmp = path + '.tmp'
             with open(tmp, 'w') as f:
                 json.dump(dict(epoch=done, max_epochs=total, eta_s=eta, spent_s=spent), f)
@@ -80,6 +91,25 @@ def _evaluate(runner, per_class_dir: str, name: str) -> dict:
     return out
 
 
+def interrupted_checkpoint(config_path: str, max_epochs: int) -> Optional[str]:
+    """The last checkpoint of an interrupted training run of the config at ``config_path`` in
+    its work dir (None: no such run, another config, or a finished run)."""
+    work_dir = osp.dirname(config_path)
+    started = osp.join(work_dir, 'config.started.py')
+    marker = osp.join(work_dir, 'last_checkpoint')
+    if not (osp.isfile(started) and osp.isfile(marker)):
+        return None
+    with open(started) as f, open(config_path) as g:
+        if f.read() != g.read():
+            return None
+    with open(marker) as f:
+        ckpt = f.read().strip()
+    match = re.search(r'epoch_(\d+)\.pth$', ckpt)
+    if not (osp.isfile(ckpt) and match and int(match.group(1)) < max_epochs):
+        return None
+    return ckpt
+
+
 def run_task(task: dict) -> dict:
     """Run one stage (see the module docstring); returns and writes the result."""
     import torch
@@ -95,6 +125,14 @@ def run_task(task: dict) -> dict:
     result = dict(stage=task['stage'], seed=task['seed'], train=task['train'],
                   config=task['config'], readings={})
     previous = task.get('previous')
+    resumed = None
+    if task['train'] and not previous:
+        resumed = (interrupted_checkpoint(task['config'], int(cfg.train_cfg.max_epochs))
+                   if task.get('resume', True) else None)
+        if resumed:
+            cfg.resume, cfg.load_from = True, resumed
+        else:
+            shutil.copyfile(task['config'], osp.join(work_dir, 'config.started.py'))
     runner = None if previous else Runner.from_cfg(cfg)
     if previous:          # a reading top-up of a finished stage: keep its numbers
         with open(previous) as f:
@@ -102,12 +140,17 @@ def run_task(task: dict) -> dict:
     elif task['train']:
         hook = _progress_hook(osp.join(work_dir, 'progress.json'))
         runner.register_hook(hook)
+        if resumed:
+            runner.logger.info(f'resuming the interrupted run from {resumed} (wall_s and '
+                               'step_s of the result cover the rest)')
         t0 = time.perf_counter()
         runner.train()
         result['wall_s'] = time.perf_counter() - t0
         result['step_s'] = hook.mean_step
         result['epochs'] = runner.max_epochs
         result['checkpoint'] = osp.join(work_dir, f'epoch_{runner.max_epochs}.pth')
+        if resumed:
+            result['resumed_from_epoch'] = int(re.search(r'epoch_(\d+)', resumed).group(1))
     else:
         result.update(wall_s=0.0, step_s=None, epochs=0, checkpoint=cfg.load_from)
     ckpt = result['checkpoint']

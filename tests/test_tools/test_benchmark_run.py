@@ -1,6 +1,8 @@
 """tools/benchmark/run.py and lt_plugins.benchmark: arms, shared stages, configs on any
 dataset, selection on validation, quick runs end to end, packs, the README table."""
 import copy
+import glob
+import os
 import json
 import os.path as osp
 import pickle
@@ -497,3 +499,73 @@ def test_mbj_probe_reads_the_ce_checkpoint_and_never_chooses_a_control(tmp_path)
     with pytest.raises(ValueError, match='--mbj-probe readings'):
         from lt_plugins.benchmark.probe import run_probe
         run_probe(get_dataset_spec('digits-lt'), 'cpu', {0: 'x.pth'}, str(tmp_path), ['nope'])
+
+
+def test_an_interrupted_stage_resumes_from_its_last_epoch_and_ends_where_a_whole_run_does(
+        tmp_path, monkeypatch):
+    """A stage killed after epoch 2 of 3 resumes from ``epoch_2.pth`` (same config) and ends
+    with the weights of an uninterrupted run; another config or ``resume: false`` starts
+    over."""
+    import torch
+    from mmengine.hooks import Hook
+    from mmpretrain.registry import HOOKS
+
+    from lt_plugins.benchmark.runner import quick_indices
+    from lt_plugins.benchmark.worker import interrupted_checkpoint, run_task
+
+    @HOOKS.register_module(name='_TestCrashAfterEpoch', force=True)
+    class _Crash(Hook):
+        priority = 'LOWEST'   # after the CheckpointHook has saved the epoch
+
+        def after_train_epoch(self, runner):
+            if runner.epoch + 1 == 2 and os.environ.get('LT_TEST_CRASH'):   # 2nd epoch
+                raise KeyboardInterrupt('simulated kill')
+
+    spec = get_dataset_spec('digits-lt')
+    indices = quick_indices(spec)
+
+    def task(name, resume=True, epochs=3):
+        work = osp.join(str(tmp_path), name)
+        cfg = build_stage_config(CE, spec, 'cpu', 0, work, quick_indices=indices)
+        cfg.train_cfg.max_epochs = epochs
+        cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type='_TestCrashAfterEpoch')]
+        os.makedirs(work, exist_ok=True)
+        cfg.dump(osp.join(work, 'config.py'))
+        return dict(stage='ce', seed=0, train=True, config=osp.join(work, 'config.py'),
+                    readings={'default': {}}, previous=None, resume=resume,
+                    result=osp.join(work, 'result.json'))
+
+    def weights(name):
+        sd = torch.load(osp.join(str(tmp_path), name, 'epoch_3.pth'), map_location='cpu',
+                        weights_only=False)
+        return sd['state_dict'], sd['meta']
+
+    whole = run_task(task('whole'))
+    assert 'resumed_from_epoch' not in whole
+    monkeypatch.setenv('LT_TEST_CRASH', '1')
+    with pytest.raises(KeyboardInterrupt):
+        run_task(task('cut'))
+    monkeypatch.delenv('LT_TEST_CRASH')
+    cut = osp.join(str(tmp_path), 'cut')
+    assert interrupted_checkpoint(osp.join(cut, 'config.py'), 3).endswith('epoch_2.pth')
+    assert interrupted_checkpoint(osp.join(cut, 'config.py'), 2) is None   # finished
+    resumed = run_task(task('cut'))
+    assert resumed['resumed_from_epoch'] == 2
+    (a, meta_a), (b, meta_b) = weights('whole'), weights('cut')
+    assert meta_a['epoch'] == meta_b['epoch'] == 3 and meta_a['iter'] == meta_b['iter']
+    assert a.keys() == b.keys()
+    # the second process trained epoch 3 only, from epoch 2's checkpoint (the augmentations'
+    # random draws are not replayed, so the weights are not bit-equal to a whole run's)
+    logs = sorted(glob.glob(osp.join(cut, '2*', '2*.log')))
+    assert len(logs) == 2
+    second = open(logs[1]).read()
+    assert 'resuming the interrupted run' in second and 'Epoch(train) [3]' in second
+    assert 'Epoch(train) [1]' not in second and 'Epoch(train) [2]' not in second
+    # a changed config (here: 4 epochs) or --force (resume: false) starts from scratch
+    monkeypatch.setenv('LT_TEST_CRASH', '1')
+    with pytest.raises(KeyboardInterrupt):
+        run_task(task('cut2'))
+    monkeypatch.delenv('LT_TEST_CRASH')
+    cut2 = task('cut2', epochs=4)
+    assert interrupted_checkpoint(cut2['config'], 4) is None
+    assert 'resumed_from_epoch' not in run_task(task('cut2', resume=False))

@@ -19,12 +19,22 @@ IEM=configs/iem/iem_$S.py
 MEM=configs/iem/iem_$S-knn-memconf.py
 W=work_dirs/bench_open
 DATA_OPTS="train_dataloader.dataset.data_root=$DATA_ROOT val_dataloader.dataset.data_root=$DATA_ROOT test_dataloader.dataset.data_root=$DATA_ROOT train_dataloader.num_workers=0 val_dataloader.num_workers=0 test_dataloader.num_workers=0 train_dataloader.dataset.verify_md5=False val_dataloader.dataset.verify_md5=False test_dataloader.dataset.verify_md5=False"
+# a run whose final checkpoint exists is skipped; an interrupted one resumes from its latest
+# checkpoint (every 5 epochs) when the script is started again
+train() {
+  local cfg=$1 work=$2 final=$3
+  shift 3
+  if [ -e "$work/$final" ]; then echo "skip: $work/$final exists"; return; fi
+  local resume=()
+  [ -e "$work/last_checkpoint" ] && resume=(--resume)
+  $PY tools/train.py "$cfg" --work-dir "$work" "${resume[@]}" --cfg-options $DATA_OPTS "$@"
+}
 t0=$(date +%s)
-$PY tools/train.py "$CE" --work-dir $W/ce --cfg-options $DATA_OPTS "$@"
+train "$CE" $W/ce epoch_30.pth "$@"
 t1=$(date +%s)
-$PY tools/train.py "$CRT" --work-dir $W/crt --cfg-options $DATA_OPTS load_from=$W/ce/epoch_30.pth "$@"
+train "$CRT" $W/crt epoch_10.pth load_from=$W/ce/epoch_30.pth "$@"
 t2=$(date +%s)
-$PY tools/train.py "$IEM" --work-dir $W/iem --cfg-options $DATA_OPTS "$@"
+train "$IEM" $W/iem epoch_30.pth "$@"
 t3=$(date +%s)
 # the memory-confidence reading: its threshold from a val pass of the trained IEM model
 mkdir -p $W/iem-memconf
