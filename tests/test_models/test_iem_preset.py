@@ -8,6 +8,7 @@ memories flushed by the head or as ``IEMMemoryHook`` does), and records every lo
 gradient norm, the memories' fill, the inference scores, predicted labels and open-set
 confidences on a fixed batch, and the state-dict keys with each entry's sum.
 """
+import copy
 import json
 from pathlib import Path
 
@@ -19,6 +20,8 @@ import lt_plugins  # noqa: F401
 from lt_plugins.models.heads.iem_head import IEMHead
 from lt_plugins.models.heads.iem_vector_head import IEMVectorHead
 from lt_plugins.models.necks.rsa_neck import RSANeck
+from lt_plugins.models.parts.memory_reader import (EpisodicMemoryReader, average_scores,
+                                                   class_values, normalize_reads)
 
 REFERENCE_FILE = Path(__file__).with_name('iem_preset_reference.json')
 C, DIM, STEPS = 4, 6, 5
@@ -150,3 +153,62 @@ def test_preset_reproduces_the_head_before_the_split(case):
 if __name__ == '__main__':  # records the reference (run on the code the heads must match)
     REFERENCE_FILE.write_text(json.dumps({case: _run(case) for case in sorted(CASES)},
                                          indent=1, sort_keys=True) + '\n')
+
+
+def test_preset_readers_hold_the_heads_memories_and_copies_keep_the_sharing():
+    head = IEMHead(C, DIM, **BASE)
+    assert head.global_reader.memory is head.global_memory
+    assert head.local_reader.memory is head.local_memory
+    assert [name for name, _ in head.readers()] == ['global_memory', 'local_memory']
+    assert not any('reader' in name for name, _ in head.named_modules())    # plain attributes
+    assert head.global_memory.keys.requires_grad and head.local_memory.values.requires_grad
+    assert (head.global_reader.region_reduce, head.global_reader.write_value) == ('mean', 'prob')
+    dup = copy.deepcopy(head).double()
+    assert dup.global_reader.memory is dup.global_memory is not head.global_memory
+    assert dup.local_reader.memory.keys.dtype == torch.float64
+    no_local = IEMHead(C, DIM, use_local_memory=False, **BASE)
+    assert no_local.local_memory is None and no_local.local_reader is None
+    assert [name for name, _ in no_local.readers()] == ['global_memory']
+    vector = IEMVectorHead(C, DIM, global_capacity=4, num_neighbors=2)
+    assert vector.global_reader.memory is vector.global_memory and vector.local_reader is None
+    # the standalone part keeps its own, untrained memory (ComposedClsHead's keys)
+    reader = EpisodicMemoryReader(C, DIM, capacity=4, num_neighbors=2)
+    assert all(k.startswith('memory.') for k in reader.state_dict())
+    assert not any(p.requires_grad for p in reader.parameters())
+
+
+def test_shared_functions_and_region_reads_against_hand_computations():
+    logits = torch.tensor([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]])
+    torch.testing.assert_close(class_values(logits), logits.softmax(1))
+    torch.testing.assert_close(class_values(logits, activation='sigmoid'), logits.sigmoid())
+    torch.testing.assert_close(class_values(logits, 'logit', 'sigmoid'), logits)
+    read = torch.tensor([[0.2, -0.1, 0.6], [0.0, 0.0, 0.0]])
+    torch.testing.assert_close(normalize_reads(read),
+                               torch.tensor([[0.25, 0.0, 0.75], [0.0, 0.0, 0.0]]))
+    probs = logits.softmax(1)
+    torch.testing.assert_close(average_scores(probs, 0.5, [(0.3, read), (0.2, 2 * read)], 1.0),
+                               0.5 * probs + 0.3 * read + 0.4 * read)
+    # a region-set reader: writes share the sample's value, reads combine the regions
+    owner = torch.nn.Module()
+    reader = EpisodicMemoryReader(3, 2, capacity=8, num_neighbors=2, region_reduce='max',
+                                  normalize_memory_scores=True, write_value='logit',
+                                  state_owner=owner, state_name='local_memory')
+    assert owner.local_memory is reader.memory and list(owner.state_dict())
+    regions = torch.randn(2, 3, 2, generator=torch.Generator().manual_seed(0))
+    reader.write(regions, logits, torch.tensor([1, 2]), apply=False)
+    assert int(reader.memory.num_valid().sum()) == 0                     # staged
+    reader.memory.flush()
+    assert reader.memory.num_valid().tolist() == [0, 3, 3]
+    assert sorted(reader.memory.values[reader.memory.valid].tolist()) == [2.0] * 3 + [3.0] * 3
+    queries = torch.randn(4, 3, 2, generator=torch.Generator().manual_seed(1))
+    raw = reader.memory.read_all(queries, 'class').amax(1)
+    torch.testing.assert_close(reader.read(queries), normalize_reads(raw))
+    torch.testing.assert_close(reader.read(queries, 'keys', False),
+                               reader.memory.read_all(queries, 'keys').amax(1))
+    reads = reader.read_classes(queries, torch.tensor([1, 2, 1, 2]))
+    torch.testing.assert_close(reads, reader.memory.read(queries, torch.tensor([1, 2, 1, 2]),
+                                                         update_age=False).amax(1))
+    with pytest.raises(ValueError, match='open confidence'):
+        reader.confidence(queries[:, 0], 'score')
+    with pytest.raises(ValueError, match='region_reduce'):
+        EpisodicMemoryReader(3, 2, region_reduce='sum')

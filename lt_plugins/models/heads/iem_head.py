@@ -9,9 +9,10 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from lt_plugins.memory.episodic import READINGS, EpisodicMemory
+from lt_plugins.models.parts.memory_reader import (REGION_REDUCES, EpisodicMemoryReader,
+                                                   average_scores)
 
 WARMUP_VALUES = ('prob', 'logit')
-REGION_REDUCES = ('mean', 'max')
 INFERENCE_PARTS = ('classifier', 'global_memory', 'local_memory')
 OPEN_CONFIDENCES = ('score', 'memory_knn', 'memory_mass')
 
@@ -57,6 +58,14 @@ class IEMHead(ClsHead):
     if the memory keeps being written), ``region_reduce`` ('mean') and ``delta`` (1e-3).
     Ablations of Table 5: ``use_local_memory=False``, ``use_global_memory=False``, and
     ``RSANeck(attention=False)`` for "w/o RSA".
+
+    Parts: each memory is an :class:`~lt_plugins.models.parts.EpisodicMemoryReader`
+    (``global_reader`` / ``local_reader``, plain attributes, not sub-modules) built with
+    ``trainable=True`` and ``state_owner=self``: the memories stay registered as
+    ``global_memory`` / ``local_memory`` (the checkpoint keys), and the readers do the writes
+    (staged), the training reads with their region reduction, the inference reads with their
+    normalisation, the score average and the memory open-set confidences. The memory loss,
+    the warm-up schedule and the feature unpacking stay in the head.
 
     Args:
         num_classes (int): number of classes.
@@ -194,13 +203,21 @@ class IEMHead(ClsHead):
         memory = dict(num_neighbors=num_neighbors, delta=delta, gamma=gamma,
                       dedupe_tol=dedupe_tol, merge_radius=merge_radius,
                       merge_relative=merge_relative,
-                      max_read_elements=max_read_elements)
-        self.global_memory = (EpisodicMemory(self.num_classes, self.global_channels,
-                                             global_capacity, **memory)
-                              if use_global_memory else None)
-        self.local_memory = (EpisodicMemory(self.num_classes, self.local_channels,
-                                            local_capacity, **memory)
-                             if use_local_memory else None)
+                      max_read_elements=max_read_elements, write_value=warmup_value,
+                      inference_read=inference_read,
+                      normalize_memory_scores=normalize_memory_scores,
+                      region_reduce=region_reduce, trainable=True,
+                      owner=type(self).__name__, state_owner=self)
+        for name, enabled, dim, capacity in (
+                ('global_memory', use_global_memory, self.global_channels, global_capacity),
+                ('local_memory', use_local_memory, self.local_channels, local_capacity)):
+            reader = None
+            if enabled:  # registers the memory on the head as `name`
+                reader = EpisodicMemoryReader(self.num_classes, dim, capacity,
+                                              state_name=name, **memory)
+            else:
+                setattr(self, name, None)
+            object.__setattr__(self, name.replace('_memory', '_reader'), reader)
         self.register_buffer('num_steps', torch.zeros((), dtype=torch.long))
 
     # ----------------------------------------------------------------- utils
@@ -209,6 +226,12 @@ class IEMHead(ClsHead):
         return [(name, mem) for name, mem in (('global_memory', self.global_memory),
                                               ('local_memory', self.local_memory))
                 if mem is not None]
+
+    def readers(self) -> List[Tuple[str, EpisodicMemoryReader]]:
+        """``[(memory name, reader part)]`` of the enabled memories."""
+        return [(name, reader) for name, reader in (('global_memory', self.global_reader),
+                                                    ('local_memory', self.local_reader))
+                if reader is not None]
 
     def memory_bytes(self, optimizer_copies: int = 0) -> int:
         """Bytes of all memories (+ ``optimizer_copies`` of their parameters, Adam: 2)."""
@@ -265,9 +288,6 @@ class IEMHead(ClsHead):
         """Classifier logits ``(B, C)``."""
         return self.fc(self.pre_logits(feats))
 
-    def _reduce_regions(self, reads: torch.Tensor, dim: int) -> torch.Tensor:
-        return reads.mean(dim) if self.region_reduce == 'mean' else reads.amax(dim)
-
     # ----------------------------------------------------------------- train
     def loss(self, feats, data_samples: List[DataSample], **kwargs) -> dict:
         """CE + memory MSE terms (Eq. 16); stages this step's memory writes."""
@@ -285,24 +305,21 @@ class IEMHead(ClsHead):
             hard_negative = masked.argmax(1)                      # ybar of Eq. 15
             classes = torch.cat([target, hard_negative])
             ones = logits.new_ones(target.numel(), dtype=torch.float32)
-        for name, mem in self.memories():
+        for name, reader in self.readers():
             if warm:
                 # Keep the memory parameters in the graph (DDP expects every parameter
                 # to receive a gradient); the term is exactly zero.
+                mem = reader.memory
                 losses[f'loss_{name}'] = 0.0 * (mem.keys.sum() + mem.values.sum())
                 continue
             query = queries[name] if self.memory_loss_to_backbone else queries[name].detach()
-            reads = mem.read(torch.cat([query, query]), classes)          # (2B, R)
-            reads = self._reduce_regions(reads, 1)
+            reads = reader.read_classes(torch.cat([query, query]), classes)  # (2B,)
             pos, neg = reads[:target.numel()], reads[target.numel():]
             losses[f'loss_{name}'] = self.memory_loss_weight * (
                 F.mse_loss(pos, ones) + F.mse_loss(neg, torch.zeros_like(ones)))
         if warm or self.write_after_warmup:
-            with torch.no_grad():
-                scores = logits.float().softmax(1) if self.warmup_value == 'prob' else logits
-                value = scores.gather(1, target.view(-1, 1)).squeeze(1)
-            for name, mem in self.memories():
-                mem.write(queries[name].detach(), value, target)
+            for name, reader in self.readers():   # staged: flushed next step or by the hook
+                reader.write(queries[name].detach(), logits.detach(), target, apply=False)
         self.num_steps += 1
         return losses
 
@@ -312,20 +329,17 @@ class IEMHead(ClsHead):
         """Combined per-class scores ``(B, C)`` (classifier softmax and memory reads)."""
         gap, regions, attended = self._unpack(feats)
         weights = self.inference_weights
-        score = weights['classifier'] * self.fc(attended).float().softmax(1)
-        reads = []
-        if self.global_memory is not None and weights['global_memory']:
-            reads.append((weights['global_memory'], self.global_memory.read_all(gap, self.inference_read)))
-        if self.local_memory is not None and weights['local_memory']:
-            reads.append((weights['local_memory'],
-                          self._reduce_regions(
-                self.local_memory.read_all(regions, self.inference_read), 1)))
-        for weight, read in reads:
-            if self.normalize_memory_scores:
-                read = read.clamp_min(0)
-                read = read / read.sum(1, keepdim=True).clamp_min(1e-12)
-            score = score + weight * read
-        return score / sum(weights.values())
+        reads = [(weights[name], reader.read(query, self.inference_read,
+                                             self.normalize_memory_scores))
+                 for (name, reader), query in zip(self.readers(), self._queries(gap, regions))
+                 if weights[name]]
+        return average_scores(self.fc(attended).float().softmax(1), weights['classifier'],
+                              reads, sum(weights.values()))
+
+    def _queries(self, gap: torch.Tensor, regions: Optional[torch.Tensor]
+                 ) -> List[torch.Tensor]:
+        """The inference queries of the enabled memories, in :meth:`readers` order."""
+        return [gap if name == 'global_memory' else regions for name, _ in self.readers()]
 
     def predict(self, feats, data_samples: Optional[List[Optional[DataSample]]] = None
                 ) -> List[DataSample]:
@@ -351,10 +365,7 @@ class IEMHead(ClsHead):
             return None
         if self.open_confidence == 'score':
             return scores.max(1).values
-        gap = self._unpack(feats)[0]
-        if self.open_confidence == 'memory_knn':
-            return self.global_memory.read_all(gap, 'keys').max(1).values
-        return self.global_memory.nearest_similarity(gap)
+        return self.global_reader.confidence(self._unpack(feats)[0], self.open_confidence)
 
 
 __all__ = ['IEMHead']

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample, label_to_onehot
 
+from lt_plugins.models.parts.memory_reader import average_scores, class_values
 from .iem_head import IEMHead
 
 
@@ -31,6 +32,9 @@ class IEMVectorHead(IEMHead):
       ``(w_cls * sigmoid(logits) + w_mem * read) / (w_cls + w_mem)`` (``classifier_weight``
       ``= w_cls``, ``w_mem = 1 - w_cls``), ``read`` per ``inference_read``; ``pred_label``
       lists the classes whose score is ``>= thr``.
+
+    The global memory is an ``EpisodicMemoryReader`` part (``global_reader``), as in
+    :class:`IEMHead`; this head adds the multi-label writes, loss and sigmoid average.
 
     Args:
         num_classes (int): number of classes.
@@ -87,7 +91,8 @@ class IEMVectorHead(IEMHead):
         losses = {'loss': self.loss_module(logits, target, avg_factor=logits.size(0),
                                            **kwargs)}
         rows, cols = (target > 0).nonzero(as_tuple=True)          # positive (sample, class)
-        mem = self.global_memory
+        reader = self.global_reader
+        mem = reader.memory
         warm = bool(self.num_steps < self.warmup_iters)
         if warm:
             losses['loss_global_memory'] = 0.0 * (mem.keys.sum() + mem.values.sum())
@@ -97,8 +102,8 @@ class IEMVectorHead(IEMHead):
             has_neg = (target <= 0).any(1)
             neg_rows = has_neg.nonzero(as_tuple=True)[0]
             hard = masked.argmax(1)[neg_rows]                       # ybar per sample
-            reads = mem.read(torch.cat([query[rows], query[neg_rows]]),
-                             torch.cat([cols, hard]))
+            reads = reader.read_classes(torch.cat([query[rows], query[neg_rows]]),
+                                        torch.cat([cols, hard]))
             pos, neg = reads[:rows.numel()], reads[rows.numel():]
             term = logits.new_zeros((), dtype=torch.float32)
             if pos.numel():
@@ -108,9 +113,8 @@ class IEMVectorHead(IEMHead):
             losses['loss_global_memory'] = self.memory_loss_weight * term
         if warm or self.write_after_warmup:
             with torch.no_grad():
-                scores = (torch.sigmoid(logits.float()) if self.warmup_value == 'prob'
-                          else logits.float())
-                mem.write(gap.detach()[rows], scores[rows, cols], cols)
+                scores = class_values(logits, self.warmup_value, activation='sigmoid')
+            reader.store(gap.detach()[rows], scores[rows, cols], cols, apply=False)
         self.num_steps += 1
         return losses
 
@@ -119,14 +123,12 @@ class IEMVectorHead(IEMHead):
         """``(B, C)``: weighted average of the classifier's sigmoid and the memory read."""
         gap, _, attended = self._unpack(feats)
         weights = self.inference_weights
-        score = weights['classifier'] * torch.sigmoid(self.fc(attended).float())
-        if weights['global_memory']:
-            read = self.global_memory.read_all(gap, self.inference_read)
-            if self.normalize_memory_scores:
-                read = read.clamp_min(0)
-                read = read / read.sum(1, keepdim=True).clamp_min(1e-12)
-            score = score + weights['global_memory'] * read
-        return score / (weights['classifier'] + weights['global_memory'])
+        reads = ([(weights['global_memory'],
+                   self.global_reader.read(gap, self.inference_read,
+                                           self.normalize_memory_scores))]
+                 if weights['global_memory'] else [])
+        return average_scores(torch.sigmoid(self.fc(attended).float()), weights['classifier'],
+                              reads, weights['classifier'] + weights['global_memory'])
 
     def predict(self, feats, data_samples: Optional[List[Optional[DataSample]]] = None
                 ) -> List[DataSample]:
