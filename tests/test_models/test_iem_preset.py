@@ -208,6 +208,15 @@ def test_shared_functions_and_region_reads_against_hand_computations():
     reads = reader.read_classes(queries, torch.tensor([1, 2, 1, 2]))
     torch.testing.assert_close(reads, reader.memory.read(queries, torch.tensor([1, 2, 1, 2]),
                                                          update_age=False).amax(1))
+    # IEM's memory loss (Eq. 14-16) over positive and negative groups; an empty side is 0
+    pos_c, neg_c = torch.tensor([1, 2]), torch.tensor([1])
+    want = ((reads[:2] - 1).pow(2).mean() + reads[2:3].pow(2).mean())
+    torch.testing.assert_close(reader.regression_loss(queries[:2], pos_c, queries[2:3], neg_c),
+                               want)
+    torch.testing.assert_close(reader.regression_loss(queries[:2], pos_c, queries[:0],
+                                                      neg_c[:0]), (reads[:2] - 1).pow(2).mean())
+    zero = IEMHead(C, DIM, **BASE).local_reader.zero_loss()  # trainable: kept in the graph
+    assert float(zero.detach()) == 0 and zero.requires_grad
     with pytest.raises(ValueError, match='open confidence'):
         reader.confidence(queries[:, 0], 'score')
     with pytest.raises(ValueError, match='region_reduce'):

@@ -3,7 +3,6 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -303,20 +302,13 @@ class IEMHead(ClsHead):
         if not warm:
             masked = logits.detach().scatter(1, target.view(-1, 1), float('-inf'))
             hard_negative = masked.argmax(1)                      # ybar of Eq. 15
-            classes = torch.cat([target, hard_negative])
-            ones = logits.new_ones(target.numel(), dtype=torch.float32)
         for name, reader in self.readers():
-            if warm:
-                # Keep the memory parameters in the graph (DDP expects every parameter
-                # to receive a gradient); the term is exactly zero.
-                mem = reader.memory
-                losses[f'loss_{name}'] = 0.0 * (mem.keys.sum() + mem.values.sum())
+            if warm:  # exactly zero, the memory parameters kept in the graph
+                losses[f'loss_{name}'] = reader.zero_loss()
                 continue
             query = queries[name] if self.memory_loss_to_backbone else queries[name].detach()
-            reads = reader.read_classes(torch.cat([query, query]), classes)  # (2B,)
-            pos, neg = reads[:target.numel()], reads[target.numel():]
-            losses[f'loss_{name}'] = self.memory_loss_weight * (
-                F.mse_loss(pos, ones) + F.mse_loss(neg, torch.zeros_like(ones)))
+            losses[f'loss_{name}'] = self.memory_loss_weight * reader.regression_loss(
+                query, target, query, hard_negative)
         if warm or self.write_after_warmup:
             for name, reader in self.readers():   # staged: flushed next step or by the hook
                 reader.write(queries[name].detach(), logits.detach(), target, apply=False)

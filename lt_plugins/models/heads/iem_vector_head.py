@@ -2,7 +2,6 @@
 from typing import List, Optional
 
 import torch
-import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample, label_to_onehot
 
@@ -92,25 +91,17 @@ class IEMVectorHead(IEMHead):
                                            **kwargs)}
         rows, cols = (target > 0).nonzero(as_tuple=True)          # positive (sample, class)
         reader = self.global_reader
-        mem = reader.memory
         warm = bool(self.num_steps < self.warmup_iters)
         if warm:
-            losses['loss_global_memory'] = 0.0 * (mem.keys.sum() + mem.values.sum())
+            losses['loss_global_memory'] = reader.zero_loss()
         else:
             query = gap if self.memory_loss_to_backbone else gap.detach()
             masked = logits.detach().float().masked_fill(target > 0, float('-inf'))
             has_neg = (target <= 0).any(1)
             neg_rows = has_neg.nonzero(as_tuple=True)[0]
             hard = masked.argmax(1)[neg_rows]                       # ybar per sample
-            reads = reader.read_classes(torch.cat([query[rows], query[neg_rows]]),
-                                        torch.cat([cols, hard]))
-            pos, neg = reads[:rows.numel()], reads[rows.numel():]
-            term = logits.new_zeros((), dtype=torch.float32)
-            if pos.numel():
-                term = term + F.mse_loss(pos, torch.ones_like(pos))
-            if neg.numel():
-                term = term + F.mse_loss(neg, torch.zeros_like(neg))
-            losses['loss_global_memory'] = self.memory_loss_weight * term
+            losses['loss_global_memory'] = self.memory_loss_weight * reader.regression_loss(
+                query[rows], cols, query[neg_rows], hard)
         if warm or self.write_after_warmup:
             with torch.no_grad():
                 scores = class_values(logits, self.warmup_value, activation='sigmoid')

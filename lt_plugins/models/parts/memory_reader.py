@@ -3,6 +3,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
 from lt_plugins.memory.episodic import READINGS, EpisodicMemory
@@ -211,6 +212,27 @@ class EpisodicMemoryReader(nn.Module):
         ``(G,)``. In training mode it marks the slots read (applied at the next flush)."""
         reads = self.memory.read(queries, classes)
         return self.reduce_regions(reads, 1) if reads.dim() == 2 else reads
+
+    def regression_loss(self, pos_queries: torch.Tensor, pos_classes: torch.Tensor,
+                        neg_queries: torch.Tensor, neg_classes: torch.Tensor) -> torch.Tensor:
+        """IEM's memory loss (Eq. 14-16): ``MSE(Read(M_c), 1)`` over the positive query
+        groups and ``MSE(Read(M_ybar), 0)`` over the negative ones (one batched
+        :meth:`read_classes`); an empty side contributes 0. Differentiable in the memory's
+        keys and values (``trainable=True``) and in the queries."""
+        reads = self.read_classes(torch.cat([pos_queries, neg_queries]),
+                                  torch.cat([pos_classes, neg_classes]))
+        pos, neg = reads[:pos_classes.numel()], reads[pos_classes.numel():]
+        term = reads.new_zeros((), dtype=torch.float32)
+        if pos.numel():
+            term = term + F.mse_loss(pos, torch.ones_like(pos))
+        if neg.numel():
+            term = term + F.mse_loss(neg, torch.zeros_like(neg))
+        return term
+
+    def zero_loss(self) -> torch.Tensor:
+        """An exact 0 that keeps the memory's keys and values in the graph (DDP expects every
+        parameter to receive a gradient), for the steps without a memory loss (warm-up)."""
+        return 0.0 * (self.memory.keys.sum() + self.memory.values.sum())
 
     @torch.no_grad()
     def read(self, feats: torch.Tensor, reading: Optional[str] = None,
