@@ -62,9 +62,10 @@ class IEMHead(ClsHead):
     (``global_reader`` / ``local_reader``, plain attributes, not sub-modules) built with
     ``trainable=True`` and ``state_owner=self``: the memories stay registered as
     ``global_memory`` / ``local_memory`` (the checkpoint keys), and the readers do the writes
-    (staged), the training reads with their region reduction, the inference reads with their
-    normalisation, the score average and the memory open-set confidences. The memory loss,
-    the warm-up schedule and the feature unpacking stay in the head.
+    (staged), the memory loss's reads with their region reduction and its MSE terms, the
+    inference reads with their normalisation, the score average and the memory open-set
+    confidences. The hard-negative choice, the warm-up schedule and the feature unpacking
+    stay in the head.
 
     Args:
         num_classes (int): number of classes.
@@ -321,17 +322,12 @@ class IEMHead(ClsHead):
         """Combined per-class scores ``(B, C)`` (classifier softmax and memory reads)."""
         gap, regions, attended = self._unpack(feats)
         weights = self.inference_weights
-        reads = [(weights[name], reader.read(query, self.inference_read,
+        queries = {'global_memory': gap, 'local_memory': regions}
+        reads = [(weights[name], reader.read(queries[name], self.inference_read,
                                              self.normalize_memory_scores))
-                 for (name, reader), query in zip(self.readers(), self._queries(gap, regions))
-                 if weights[name]]
+                 for name, reader in self.readers() if weights[name]]
         return average_scores(self.fc(attended).float().softmax(1), weights['classifier'],
                               reads, sum(weights.values()))
-
-    def _queries(self, gap: torch.Tensor, regions: Optional[torch.Tensor]
-                 ) -> List[torch.Tensor]:
-        """The inference queries of the enabled memories, in :meth:`readers` order."""
-        return [gap if name == 'global_memory' else regions for name, _ in self.readers()]
 
     def predict(self, feats, data_samples: Optional[List[Optional[DataSample]]] = None
                 ) -> List[DataSample]:

@@ -76,9 +76,10 @@ class EpisodicMemoryReader(nn.Module):
     combined by ``region_reduce``.
 
     ``IEMHead`` and ``IEMVectorHead`` are presets of this part: one reader per memory, built
-    with ``trainable=True`` (IEM trains keys and values by its memory loss, Eq. 14-16, which
-    stays in the head), writes staged (``write(..., apply=False)``, flushed by the head or
-    ``IEMMemoryHook``) and ``state_owner=head``: the memory is registered on the head under
+    with ``trainable=True`` (IEM trains keys and values by its memory loss, Eq. 14-16,
+    :meth:`regression_loss`, the head choosing the classes), writes staged
+    (``write(..., apply=False)``, flushed by the head or ``IEMMemoryHook``) and
+    ``state_owner=head``: the memory is registered on the head under
     ``state_name`` (``global_memory`` / ``local_memory``), so the heads' checkpoint keys are
     unchanged. :func:`class_values`, :func:`normalize_reads` and :func:`average_scores` are
     the pure functions the heads and the part share.
