@@ -543,6 +543,28 @@ register_arm(Arm('ride', 'RIDE', RIDE_STAGE, 'baseline',
 register_arm(Arm('mbj-ride', 'MBJ+RIDE', Stage(
     'mbj-ride', MBJ_RIDE, {'model.head.mbj.memory.size': _num_classes_times(5)},
     parent=RIDE_STAGE), 'paper', 'RIDE, then MBJ fine-tuning, one memory per expert', False))
+# MBJ's readings that do not collapse on CE (issue 18), carried over to RIDE, and the RIDE
+# fine-tuning control (same 10 epochs, no memory): the paper reading's collapse on RIDE
+# (many-shot 27%) is the one MBJ shows on CE with the same memory mix and lr.
+MBJ_RIDE_READINGS: Dict[str, Dict[str, object]] = {
+    'lr1e-3': dict(_LR1E3),
+    'frozen-size50C-eta5': {'model.type': 'DecoupledClassifier', 'model.reinit_head': False,
+                            'model.head.mbj.memory.size': _num_classes_times(50),
+                            'model.head.mbj.eta': 5.0},
+}
+for _reading, _over in MBJ_RIDE_READINGS.items():
+    register_arm(Arm(f'mbj-ride-{_reading}', 'MBJ+RIDE', Stage(
+        f'mbj-ride-{_reading}', MBJ_RIDE,
+        {'model.head.mbj.memory.size': _num_classes_times(5), **_over}, parent=RIDE_STAGE),
+        'variant', f'RIDE, then MBJ fine-tuning ({_reading}), one memory per expert'))
+register_arm(Arm('ride-ft', 'MBJ+RIDE', Stage('ride-ft', MBJ_RIDE, {
+    'model.head.mbj': None,
+    'custom_hooks': [dict(type='ClassCountsHook'), dict(type='DRWHook', start_epoch=0)]},
+                                              parent=RIDE_STAGE), 'control',
+                 'RIDE, then 10 epochs fine-tuning at lr 0.01 without memory (MBJ+RIDE control)',
+                 control_of='mbj-ride'))
+SCREENS['mbj-ride-screen'] = ('ride', 'ride-ft', 'mbj-ride', *(f'mbj-ride-{r}'
+                                                              for r in MBJ_RIDE_READINGS))
 
 # --------------------------------------------------------------------------- compositions
 # Issue 14: the methods' parts on a stage 1 other than CE. LDAM-DRW is the strongest single
