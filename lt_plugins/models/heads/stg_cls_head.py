@@ -9,7 +9,9 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from lt_plugins.models.parts.feature_generator import STGFeatureGenerator
-from .stg_generator_head import _drop_expected_missing, stage_tag_of
+from lt_plugins.models.stg import drop_expected_missing
+
+from .stg_generator_head import stage_tag_of
 
 CLASSIFIERS = ('crt', 'lws')
 _STAGE2_ONLY = ('smoother.', 'dictionary.')
@@ -123,7 +125,7 @@ class STGClsHead(LinearClsHead):
             self.lws_scale = nn.Parameter(torch.ones(num_classes))
         self.register_buffer('stg_stage', torch.tensor(self.STAGE))
         self._expected_missing = set()
-        self.register_load_state_dict_post_hook(_drop_expected_missing)
+        self.register_load_state_dict_post_hook(drop_expected_missing)
 
     # -- the part's options and state -------------------------------------------------------
     augment = _part_option('augment')

@@ -9,23 +9,14 @@ from mmpretrain.structures import DataSample
 
 from lt_plugins.memory.rebalanced_fifo import RebalancedFIFOMemory, gather_in_rank_order
 from lt_plugins.models.stg import (REGRESSION_LOSSES, SampleStatSmoother, check_threshold,
-                                   head_tail_split, regression_loss, transformation_statistics)
+                                   drop_expected_missing, head_tail_split, regression_loss,
+                                   transformation_statistics)
 
 
 def stage_tag_of(state_dict: dict, prefix: str) -> int:
     """STG stage that wrote a head's checkpoint (1 for a plain classifier head)."""
     tag = state_dict.get(prefix + 'stg_stage')
     return 1 if tag is None else int(tag)
-
-
-def _drop_expected_missing(module, incompatible_keys) -> None:
-    """Load post-hook: keys a stage legitimately does not find in its predecessor's
-    checkpoint (stage tag, re-initialised cRT classifier) are not reported as missing."""
-    expected = getattr(module, '_expected_missing', ())
-    if expected:
-        incompatible_keys.missing_keys[:] = [k for k in incompatible_keys.missing_keys
-                                             if k not in expected]
-        module._expected_missing = set()
 
 
 @MODELS.register_module()
@@ -123,7 +114,7 @@ class STGGeneratorHead(LinearClsHead):
         if class_counts is not None:
             self._write_counts(class_counts)
         self._expected_missing = set()
-        self.register_load_state_dict_post_hook(_drop_expected_missing)
+        self.register_load_state_dict_post_hook(drop_expected_missing)
 
     # -- class counts ---------------------------------------------------------------------
     def _write_counts(self, counts) -> None:

@@ -9,21 +9,12 @@ from mmpretrain.registry import MODELS
 
 from lt_plugins.memory.rebalanced_fifo import rank_generator
 from lt_plugins.models.stg import (AUGMENT_TYPES, check_threshold, class_strength,
-                                   dropout_augment, gaussian_noise_augment, head_tail_split,
-                                   stg_augment)
+                                   drop_expected_missing, dropout_augment,
+                                   gaussian_noise_augment, head_tail_split, stg_augment)
 
 TOKEN_SOURCES = ('prototype', 'classifier')
 TOKEN_METRICS = ('cosine', 'euclidean')
 SCOPES = ('tail', 'all')
-
-
-def _drop_expected_missing(module, incompatible_keys) -> None:
-    """Load post-hook: keys an earlier stage's checkpoint legitimately lacks are not missing."""
-    expected = getattr(module, '_expected_missing', ())
-    if expected:
-        incompatible_keys.missing_keys[:] = [k for k in incompatible_keys.missing_keys
-                                             if k not in expected]
-        module._expected_missing = set()
 
 
 @MODELS.register_module()
@@ -152,7 +143,7 @@ class STGFeatureGenerator(BaseModule):
         self._expected_missing = set()
         if holder is self:
             self._register_load_state_dict_pre_hook(self._earlier_stage_keys)
-            self.register_load_state_dict_post_hook(_drop_expected_missing)
+            self.register_load_state_dict_post_hook(drop_expected_missing)
 
     @property
     def generator_net(self) -> nn.Module:
