@@ -589,6 +589,15 @@ register_arm(Arm('ldam-drw+crt', 'Composed', Stage('crt', BASE.replace('{m}', 'c
 register_arm(Arm('ldam-drw+crt+iem', 'Composed', Stage(
     'crt-iem-read', COMPOSE_CRT_IEM, parent=LDAM_STAGE, readings=dict(_READS)), 'variant',
     'LDAM-DRW, then cRT with an IEM memory read (read and weights chosen on val)'))
+# The LDAM-DRW classifier kept (a re-trained linear one loses LDAM's gain: ldam-drw+crt is
+# below ldam-drw) and only IEM's memory read added (2 epochs of writes at lr 0); the reading
+# 'classifier-only' reproduces ldam-drw exactly.
+COMPOSE_LDAM_IEM = ('configs/compose/ldam-drw-iem-read_resnet32-cifar_1xb128_cifar10-lt-ir100'
+                    '{s}.py')
+register_arm(Arm('ldam-drw+iem', 'Composed', Stage('iem-read-keep', COMPOSE_LDAM_IEM,
+                                                   parent=LDAM_STAGE, readings=dict(_READS)),
+                 'variant', 'LDAM-DRW, classifier kept, plus an IEM memory read (read and '
+                 'weights chosen on val)'))
 register_arm(Arm('ldam-drw+mbj', 'Composed', Stage(
     'mbj-frozen-reinit-size50C-eta5', MBJ, dict(_MBJ_BASE, **{
         'model.type': 'DecoupledClassifier', 'model.reinit_head': True,
@@ -600,6 +609,6 @@ _register_stg_chain('ldam-drw+stg', LDAM_STG2, {}, ('lam1.5', 'lam0.5', 'crt'),
                     method='Composed')
 _register_stg_chain('ldam-drw+stg-sgd', LDAM_STG2, _SGD3, ('lam0.5', 'crt'), tag='-sgd',
                     method='Composed')
-SCREENS['compose-ldam'] = ('crt', 'ldam-drw', 'ldam-drw+crt', 'ldam-drw+crt+iem',
+SCREENS['compose-ldam'] = ('crt', 'ldam-drw', 'ldam-drw+crt', 'ldam-drw+crt+iem', 'ldam-drw+iem',
                            'ldam-drw+mbj', 'ldam-drw+stg-crt', 'ldam-drw+stg',
                            'ldam-drw+stg-paper', 'ldam-drw+stg-sgd-crt', 'ldam-drw+stg-sgd')

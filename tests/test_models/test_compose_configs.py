@@ -120,3 +120,45 @@ def test_stg_chain_configs_carry_the_generator_into_a_composed_stage3(stage2, st
     model3.eval()
     scores = torch.stack([p.pred_score for p in model3.predict(images)])
     torch.testing.assert_close(scores, head.classify(x).softmax(1))
+
+
+def test_ldam_drw_iem_read_keeps_the_ldam_classifier_and_trains_nothing():
+    """The LDAM-DRW model loads whole (cosine classifier into ``head.classifier``); lr 0 and a
+    frozen backbone leave it unchanged; weights 1 / 0 predict exactly as LDAM-DRW, 0.5 / 0.5 is
+    the softmax averaged with the memory read."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    ldam_cfg = Config.fromfile(osp.join(
+        REPO, 'configs', 'baselines', 'ldam-drw_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu.py'))
+    ldam = MODELS.build(ldam_cfg.model)
+    cfg = Config.fromfile(CFG.format('ldam-drw-iem-read'))
+    assert cfg.optim_wrapper.optimizer.lr == 0.0 and not cfg.model.reinit_head
+    model = MODELS.build(cfg.model)
+    counts = torch.tensor(COUNTS)
+    for module in (*ldam.modules(), *model.modules()):
+        if hasattr(module, 'set_class_counts'):
+            module.set_class_counts(counts)
+    with torch.no_grad():   # a "trained" LDAM-DRW model: weights off their init
+        for p in ldam.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    ldam.eval()
+    result = model.load_state_dict(ldam.state_dict(), strict=False)
+    assert not [k for k in result.missing_keys if not k.startswith('head.memory_reader')]
+    torch.testing.assert_close(model.head.classifier.weight, ldam.head.weight)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {'head.classifier.weight'}
+    model.train()
+    samples = [DataSample().set_gt_label(y) for y in (0, 5, 9)]
+    model.loss(torch.randn(3, 3, 32, 32), samples)
+    assert int(model.head.memory_reader.memory.num_valid().sum()) == 3
+    model.eval()
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ldam_scores = torch.stack([p.pred_score for p in ldam.predict(images)])
+        x = model.extract_feat(images, stage='pre_logits')
+        read = model.head.memory_reader.memory.read_all(x, 'class')
+    mixed = torch.stack([p.pred_score for p in model.predict(images)])
+    torch.testing.assert_close(mixed, 0.5 * ldam_scores + 0.5 * read)
+    model.head.memory_reader.inference_weights = dict(classifier=1.0, memory=0.0)
+    only = torch.stack([p.pred_score for p in model.predict(images)])
+    torch.testing.assert_close(only, ldam_scores)
