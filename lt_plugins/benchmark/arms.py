@@ -598,6 +598,16 @@ register_arm(Arm('ldam-drw+iem', 'Composed', Stage('iem-read-keep', COMPOSE_LDAM
                                                    parent=LDAM_STAGE, readings=dict(_READS)),
                  'variant', 'LDAM-DRW, classifier kept, plus an IEM memory read (read and '
                  'weights chosen on val)'))
+# The same on RIDE, the strongest single method measured (76.97): its 4 experts and their
+# classifiers kept, IEM's read over the concatenated expert features added (RIDEHead's
+# memory_reader). With the MBJ + RIDE readings this is screen compose-ride.
+COMPOSE_RIDE_IEM = 'configs/compose/ride-iem-read_resnet32-cifar_1xb128_cifar10-lt-ir100{s}.py'
+register_arm(Arm('ride+iem', 'Composed', Stage('iem-read-keep', COMPOSE_RIDE_IEM,
+                                               parent=RIDE_STAGE, readings=dict(_READS)),
+                 'variant', 'RIDE, experts and classifiers kept, plus an IEM memory read (read '
+                 'and weights chosen on val)'))
+SCREENS['compose-ride'] = ('crt', 'ride', 'ride+iem', 'ride-ft', 'mbj-ride',
+                           *(f'mbj-ride-{r}' for r in MBJ_RIDE_READINGS))
 register_arm(Arm('ldam-drw+mbj', 'Composed', Stage(
     'mbj-frozen-reinit-size50C-eta5', MBJ, dict(_MBJ_BASE, **{
         'model.type': 'DecoupledClassifier', 'model.reinit_head': True,

@@ -297,3 +297,44 @@ def test_ride_head_with_ce_and_linear_experts():
     assert set(out) == {'loss_cls'}
     with pytest.raises(ValueError, match='scale'):
         _head(loss=dict(type='LDAMLoss', scale=16.0))
+
+
+def test_iem_memory_read_on_ride_keeps_the_experts_and_averages_with_the_ensemble():
+    """RIDEHead(memory_reader=...): keys are the unit-norm concatenation of the normalised
+    expert features, values the ensemble's softmax at the true class (IEM Eq. 3); predictions
+    average softmax(ensemble) with the Eq. 1 read; weights 1 / 0 give RIDE's own scores."""
+    torch.manual_seed(0)
+    plain = _head()
+    head = _head(memory_reader=dict(capacity=4, num_neighbors=2))
+    head.load_state_dict(plain.state_dict(), strict=False)
+    assert head.memory_reader.dim == 18
+    feats = tuple(torch.randn(5, 6) for _ in range(3))
+    y = torch.tensor([0, 1, 2, 3, 0])
+    out = head.loss(feats, _samples(y))
+    assert set(out) == {'loss_cls', 'loss_diversity'}
+    keys = torch.cat([F.normalize(x, dim=1) for x in feats], 1) / 3 ** 0.5
+    torch.testing.assert_close(keys.norm(dim=1), torch.ones(5))
+    values = plain(feats).softmax(1).gather(1, y.view(-1, 1)).squeeze(1)
+    mem = head.memory_reader.memory
+    for c in range(4):   # class c holds its samples' keys and values
+        stored = mem.valid[c]
+        got = sorted(zip(mem.values[c][stored].tolist(), mem.keys[c][stored].sum(1).tolist()))
+        ref = sorted(zip(values[y == c].tolist(), keys[y == c].sum(1).tolist()))
+        assert len(got) == len(ref)
+        for (gv, gk), (rv, rk) in zip(got, ref):
+            assert gv == pytest.approx(rv, abs=1e-6) and gk == pytest.approx(rk, abs=1e-5)
+    queries = tuple(torch.randn(2, 6) for _ in range(3))
+    qkeys = torch.cat([F.normalize(x, dim=1) for x in queries], 1) / 3 ** 0.5
+    ens = plain(queries).softmax(1)
+    scores = torch.stack([p.pred_score for p in head.predict(queries)])
+    torch.testing.assert_close(scores, 0.5 * ens + 0.5 * mem.read_all(qkeys, 'class'))
+    labels = torch.cat([p.pred_label for p in head.predict(queries)])
+    assert labels.tolist() == scores.argmax(1).tolist()
+    head.memory_reader.inference_weights = dict(classifier=1.0, memory=0.0)
+    torch.testing.assert_close(torch.stack([p.pred_score for p in head.predict(queries)]),
+                               torch.stack([p.pred_score for p in plain.predict(queries)]))
+    with pytest.raises(ValueError, match='routing=False'):
+        _head(router=dict(top_choices=2), memory_reader=dict(capacity=4, num_neighbors=2))
+    _head(router=dict(top_choices=2), routing=False, memory_reader=dict(capacity=4, num_neighbors=2))
+    with pytest.raises(ValueError, match='set by the head'):
+        _head(memory_reader=dict(dim=6))

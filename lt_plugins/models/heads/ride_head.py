@@ -1,4 +1,5 @@
-"""RIDE multi-expert head: per-expert classifiers, diversity loss, router, optional MBJ memory."""
+"""RIDE multi-expert head: per-expert classifiers, diversity loss, router, optional MBJ memory
+and IEM memory read."""
 from functools import partial
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -9,6 +10,7 @@ from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ..parts.memory_reader import EpisodicMemoryReader
 from ..parts.memory_term import MBJMemoryTerm
 from .normed_linear_head import fill_loss_scale
 
@@ -66,6 +68,14 @@ class RIDEHead(ClsHead):
     :class:`~lt_plugins.models.parts.MBJMemoryTerm` with one view per expert (``memory_term``,
     a plain attribute); its banks are registered here as ``memories`` (same checkpoint keys).
 
+    RIDE + IEM memory read (``memory_reader=dict(...)``, issue 14's composition that keeps
+    RIDE's classifiers): an :class:`~lt_plugins.models.parts.EpisodicMemoryReader` keyed by
+    the sample's expert features, each L2-normalised and concatenated (``K * d``, divided by
+    ``sqrt(K)``: unit norm, the space the cosine experts classify in), written in every
+    training step with the ensemble's probability of the true class (IEM Eq. 3) and read at
+    inference: scores ``(w_cls * softmax(z) + w_mem * read) / (w_cls + w_mem)`` (IEM Eq. 1-2).
+    The read needs every expert's feature, so it excludes routed inference (``routing=False``).
+
     Args:
         num_classes (int): ``C``.
         in_channels (int): feature dimension of each expert (``'auto'``).
@@ -81,6 +91,9 @@ class RIDEHead(ClsHead):
         routing (bool): use the router at test time (when there is one). Defaults to True.
         mbj (dict, optional): ``memory`` (``RebalancedFIFOMemory`` config; ``size`` defaults to
             ``5 * C``), ``eta`` (15), ``sharing`` (``'per_expert'``), ``memory_enabled`` (True).
+        memory_reader (dict, optional): ``EpisodicMemoryReader`` options (``capacity``,
+            ``num_neighbors``, ``inference_read``, ``inference_weights``, ...; ``dim`` and
+            ``num_classes`` are set by the head). None: no memory read.
         topk, cal_acc, init_cfg: as in :class:`mmpretrain.models.heads.ClsHead`.
     """
 
@@ -96,6 +109,7 @@ class RIDEHead(ClsHead):
                  train_router: bool = False,
                  routing: bool = True,
                  mbj: Optional[dict] = None,
+                 memory_reader: Optional[dict] = None,
                  topk: Union[int, Tuple[int]] = (1, ),
                  cal_acc: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
@@ -135,6 +149,9 @@ class RIDEHead(ClsHead):
         self.memories = None
         if mbj is not None:
             self._build_mbj(dict(mbj))
+        self.memory_reader = None
+        if memory_reader is not None:
+            self._build_reader(dict(memory_reader))
 
     # -- construction ------------------------------------------------------------------------
     def _build_router(self, cfg: dict) -> None:
@@ -182,6 +199,25 @@ class RIDEHead(ClsHead):
         # one, so checkpoint keys and logged names stay ``memories.<k>.*``
         object.__setattr__(self, 'memory_term', term)
         self.memories = term.memories
+
+    def _build_reader(self, cfg: dict) -> None:
+        if self.router_hidden is not None and self.routing:
+            raise ValueError('RIDEHead: memory_reader reads the features of all experts, which '
+                             'routed inference does not compute; set routing=False.')
+        given = {k for k in ('dim', 'num_classes', 'type') if k in cfg}
+        if given:
+            raise ValueError(f'RIDEHead: memory_reader.{sorted(given)} are set by the head '
+                             '(K * in_channels keys, num_classes); remove them.')
+        cfg.setdefault('owner', 'RIDEHead')
+        self.memory_reader = EpisodicMemoryReader(
+            num_classes=self.num_classes, dim=self.num_experts * self.in_channels, **cfg)
+
+    def reader_keys(self, feats) -> torch.Tensor:
+        """``(N, K * d)`` memory keys: the experts' features, each L2-normalised, concatenated
+        and scaled to unit norm."""
+        xs = self._check_feats(feats)
+        keys = torch.cat([F.normalize(x.float(), dim=1) for x in xs], dim=1)
+        return keys / self.num_experts ** 0.5
 
     def router_parameters(self) -> List[nn.Parameter]:
         if self.router_hidden is None:
@@ -279,6 +315,8 @@ class RIDEHead(ClsHead):
             losses['loss_memory'] = self.memory_term(
                 xs, target, [partial(self.expert_logits, k) for k in range(self.num_experts)],
                 loss_fn=self._memory_loss_fn)
+        if self.memory_reader is not None:
+            self.memory_reader.write(self.reader_keys(xs).detach(), ensemble.detach(), target)
         if self.cal_acc:
             from mmpretrain.evaluation import Accuracy
             acc = Accuracy.calculate(ensemble, target, topk=self.topk)
@@ -319,9 +357,17 @@ class RIDEHead(ClsHead):
     # -- predict -----------------------------------------------------------------------------
     def predict(self, feats, data_samples: Optional[List[Optional[DataSample]]] = None
                 ) -> List[DataSample]:
-        """All experts' mean; each sample records ``num_experts = K``."""
+        """All experts' mean (averaged with the memory read when there is a reader); each
+        sample records ``num_experts = K``."""
         scores = self(feats)
         used = torch.full((scores.shape[0], ), self.num_experts, dtype=torch.long)
+        if self.memory_reader is not None:
+            with torch.no_grad():
+                probs = self.memory_reader.scores(self.reader_keys(feats), scores)
+            out = self.predictions_with_usage(scores, used, data_samples)
+            for sample, score in zip(out, probs):
+                sample.set_pred_score(score).set_pred_label(score.argmax(0, keepdim=True))
+            return out
         return self.predictions_with_usage(scores, used, data_samples)
 
     def predictions_with_usage(self, scores: torch.Tensor, used: torch.Tensor,
