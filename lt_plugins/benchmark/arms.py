@@ -474,9 +474,19 @@ AFA_VARIANTS: Dict[str, Dict[str, object]] = {
     'nolbls': {'custom_hooks': [dict(type='ClassCountsHook')]},
     'noattadd': {'model.neck.attention_addition': False},
 }
+
+
+def _neck_at_inference(overrides: Dict[str, object]) -> Dict[str, object]:
+    """The neck overrides of an AFA stage 1 that its cRT stage must repeat: the frozen neck
+    runs in eval mode there, so every neck switch but ``generate`` changes its features
+    (e.g. ``attention_addition=False``: X_enh = X)."""
+    return {k: v for k, v in overrides.items()
+            if k.startswith('model.neck.') and k != 'model.neck.generate'}
+
+
 for _variant, _over in AFA_VARIANTS.items():
     _s1 = Stage('afa' if _variant == 'paper' else f'afa-{_variant}', AFA, dict(_over))
-    _s2 = Stage('crt', AFA_CRT, parent=_s1)
+    _s2 = Stage('crt', AFA_CRT, _neck_at_inference(_over), parent=_s1)
     paper = _variant == 'paper'
     control = _variant == 'nogen'    # no generated features: the control of AFA itself
     register_arm(Arm('afa-paper' if paper else f'afa-{_variant}', 'AFA', _s1,
@@ -515,8 +525,7 @@ AFA_SCREEN: Dict[str, Dict[str, object]] = {
 for _variant, _over in AFA_SCREEN.items():
     _control = _variant in ('-nogen', '-ce')
     _s1 = Stage(f'afa-s15{_variant}', AFA, dict(_S15, **_over))
-    _s2 = Stage('crt', AFA_CRT, {k: v for k, v in _over.items() if k.startswith('model.neck.')
-                                 and k != 'model.neck.generate'}, parent=_s1)
+    _s2 = Stage('crt', AFA_CRT, _neck_at_inference(_over), parent=_s1)
     register_arm(Arm(f'afa-s15{_variant}', 'AFA', _s1, 'control' if _control else 'variant',
                      f'AFA + LBLS, 15-epoch screen ({_variant[1:] or "paper"})',
                      control_of='afa-s15' if _control else None))

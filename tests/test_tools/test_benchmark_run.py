@@ -569,3 +569,13 @@ def test_an_interrupted_stage_resumes_from_its_last_epoch_and_ends_where_a_whole
     cut2 = task('cut2', epochs=4)
     assert interrupted_checkpoint(cut2['config'], 4) is None
     assert 'resumed_from_epoch' not in run_task(task('cut2', resume=False))
+
+
+def test_afa_crt_stages_repeat_the_neck_switches_of_their_stage1():
+    """The cRT stage after an AFA variant runs the same (frozen, eval-mode) neck: a Table VII
+    "w/o AttAdd" model re-trained with attention addition back on would test another model."""
+    crt = ARMS['afa-noattadd+crt'].stage
+    assert crt.overrides == {'model.neck.attention_addition': False}
+    assert crt.parent.overrides == {'model.neck.attention_addition': False}
+    assert ARMS['afa-nogen+crt'].stage.overrides == {}       # generation is off in eval anyway
+    assert ARMS['afa-s15-ce+crt'].stage.overrides == {'model.neck.attention_addition': False}
