@@ -235,9 +235,10 @@ for _reading, _over in MBJ_READINGS.items():
 # (1) the memory-phase lr, each MBJ arm next to its CE fine-tuning control at the same lr;
 # (2) the memory mix at lr 1e-3; (3) MBJ at lr 1e-3, then cRT.
 _LR1E3 = {'optim_wrapper.optimizer.lr': 0.001}   # scaled with the batch like the templates
+_LR1E4 = {'optim_wrapper.optimizer.lr': 0.0001}
 _LR_SCREEN: Dict[str, Dict[str, object]] = {
     'lr1e-3': _LR1E3,
-    'lr1e-4': {'optim_wrapper.optimizer.lr': 0.0001},
+    'lr1e-4': _LR1E4,
     'bbmult0.1': {'optim_wrapper.paramwise_cfg': dict(custom_keys={
         'backbone': dict(lr_mult=0.1)})},
 }
@@ -247,6 +248,10 @@ _MEMORY_SCREEN: Dict[str, Dict[str, object]] = {
                                         'model.head.memory.per_class_slots': 5}),
     'lr1e-3-capacity': dict(_LR1E3, **{'model.head.memory_reduction': 'capacity'}),
     'lr1e-3-size50C-eta5': dict(_LR1E3, **{'model.head.memory.size': _num_classes_times(50),
+                                           'model.head.eta': 5.0}),
+    # the same mix at lr 1e-4, the only lr of the lr screen at which MBJ beat its control
+    'lr1e-4-beta1': dict(_LR1E4, **{'model.head.memory.beta': 1.0}),
+    'lr1e-4-size50C-eta5': dict(_LR1E4, **{'model.head.memory.size': _num_classes_times(50),
                                            'model.head.eta': 5.0}),
 }
 _CE_FT_OVER = dict(CE_FT.overrides)
@@ -261,15 +266,18 @@ for _reading, _over in {**_LR_SCREEN, **_MEMORY_SCREEN}.items():
             f'ce-ft-{_reading}', MBJ, dict(_CE_FT_OVER, **_over), parent=CE), 'control',
             f'CE, then 10 epochs CE fine-tuning ({_reading}; control)',
             control_of=f'mbj-{_reading}'))
-register_arm(Arm('mbj-lr1e-3+crt', 'MBJ', Stage('crt', MBJ, dict(_CRT_AFTER),
-                                                parent=MBJ_SCREEN_STAGES['lr1e-3']),
-                 'variant', 'MBJ (lr 1e-3), then cRT'))
+for _reading in ('lr1e-3', 'lr1e-4'):
+    register_arm(Arm(f'mbj-{_reading}+crt', 'MBJ', Stage('crt', MBJ, dict(_CRT_AFTER),
+                                                        parent=MBJ_SCREEN_STAGES[_reading]),
+                     'variant', f'MBJ ({_reading.replace("lr", "lr ")}), then cRT'))
 SCREENS['mbj-screen-lr'] = ('ce-ft', 'mbj-paper', 'ce-ft-lr1e-3', 'mbj-lr1e-3',
                             'ce-ft-lr1e-4', 'mbj-lr1e-4', 'ce-ft-bbmult0.1', 'mbj-bbmult0.1')
 SCREENS['mbj-screen-memory'] = ('ce-ft-lr1e-3', 'mbj-lr1e-3', 'mbj-lr1e-3-beta1',
                                 'mbj-lr1e-3-perclass5', 'mbj-lr1e-3-capacity',
                                 'mbj-lr1e-3-size50C-eta5', 'mbj-lr1e-3+crt', 'mbj-paper',
                                 'mbj-paper+crt', 'crt')
+SCREENS['mbj-screen-memory-lr1e-4'] = ('crt', 'ce-ft-lr1e-4', 'mbj-lr1e-4', 'mbj-lr1e-4+crt',
+                                       'mbj-lr1e-4-beta1', 'mbj-lr1e-4-size50C-eta5')
 
 # --------------------------------------------------------------------------- IEM
 # Variants (training) and readings (inference only, evaluated on the trained checkpoint; a
@@ -557,6 +565,7 @@ register_arm(Arm('mbj-ride', 'MBJ+RIDE', Stage(
 # (many-shot 27%) is the one MBJ shows on CE with the same memory mix and lr.
 MBJ_RIDE_READINGS: Dict[str, Dict[str, object]] = {
     'lr1e-3': dict(_LR1E3),
+    'lr1e-4': dict(_LR1E4),
     'frozen-size50C-eta5': {'model.type': 'DecoupledClassifier', 'model.reinit_head': False,
                             'model.head.mbj.memory.size': _num_classes_times(50),
                             'model.head.mbj.eta': 5.0},
@@ -566,14 +575,19 @@ for _reading, _over in MBJ_RIDE_READINGS.items():
         f'mbj-ride-{_reading}', MBJ_RIDE,
         {'model.head.mbj.memory.size': _num_classes_times(5), **_over}, parent=RIDE_STAGE),
         'variant', f'RIDE, then MBJ fine-tuning ({_reading}), one memory per expert'))
-register_arm(Arm('ride-ft', 'MBJ+RIDE', Stage('ride-ft', MBJ_RIDE, {
-    'model.head.mbj': None,
-    'custom_hooks': [dict(type='ClassCountsHook'), dict(type='DRWHook', start_epoch=0)]},
+_RIDE_FT = {'model.head.mbj': None,
+            'custom_hooks': [dict(type='ClassCountsHook'), dict(type='DRWHook', start_epoch=0)]}
+register_arm(Arm('ride-ft', 'MBJ+RIDE', Stage('ride-ft', MBJ_RIDE, dict(_RIDE_FT),
                                               parent=RIDE_STAGE), 'control',
                  'RIDE, then 10 epochs fine-tuning at lr 0.01 without memory (MBJ+RIDE control)',
                  control_of='mbj-ride'))
-SCREENS['mbj-ride-screen'] = ('ride', 'ride-ft', 'mbj-ride', *(f'mbj-ride-{r}'
-                                                              for r in MBJ_RIDE_READINGS))
+register_arm(Arm('ride-ft-lr1e-4', 'MBJ+RIDE', Stage('ride-ft-lr1e-4', MBJ_RIDE,
+                                                     dict(_RIDE_FT, **_LR1E4),
+                                                     parent=RIDE_STAGE), 'control',
+                 'RIDE, then 10 epochs fine-tuning at lr 1e-4 without memory (control)',
+                 control_of='mbj-ride-lr1e-4'))
+SCREENS['mbj-ride-screen'] = ('ride', 'ride-ft', 'ride-ft-lr1e-4', 'mbj-ride',
+                              *(f'mbj-ride-{r}' for r in MBJ_RIDE_READINGS))
 
 # --------------------------------------------------------------------------- compositions
 # Issue 14: the methods' parts on a stage 1 other than CE. LDAM-DRW is the strongest single
@@ -615,8 +629,8 @@ register_arm(Arm('ride+iem', 'Composed', Stage('iem-read-keep', COMPOSE_RIDE_IEM
                                                parent=RIDE_STAGE, readings=dict(_READS)),
                  'variant', 'RIDE, experts and classifiers kept, plus an IEM memory read (read '
                  'and weights chosen on val)'))
-SCREENS['compose-ride'] = ('crt', 'ride', 'ride+iem', 'ride-ft', 'mbj-ride',
-                           *(f'mbj-ride-{r}' for r in MBJ_RIDE_READINGS))
+SCREENS['compose-ride'] = ('crt', 'ride', 'ride+iem', 'ride-ft', 'ride-ft-lr1e-4',
+                           'mbj-ride', *(f'mbj-ride-{r}' for r in MBJ_RIDE_READINGS))
 register_arm(Arm('ldam-drw+mbj', 'Composed', Stage(
     'mbj-frozen-reinit-size50C-eta5', MBJ, dict(_MBJ_BASE, **{
         'model.type': 'DecoupledClassifier', 'model.reinit_head': True,

@@ -76,7 +76,7 @@ def test_controls_are_marked_and_control_a_registered_arm_of_their_method():
 
 
 def test_screens_run_each_arm_with_its_control_in_one_call(tmp_path):
-    assert {'mbj-screen-lr', 'mbj-screen-memory', 'iem-screen-ft10', 'iem-screen-const',
+    assert {'mbj-screen-lr', 'mbj-screen-memory', 'mbj-screen-memory-lr1e-4', 'iem-screen-ft10', 'iem-screen-const',
             'iem-ablations',
             'stg-screen-controls', 'stg-screen-sgd', 'stg-screen-median',
             'stg-screen-mixft10', 'afa-screen15'} <= set(SCREENS)
@@ -112,6 +112,17 @@ def test_screen_recipes_match_their_configs(tmp_path):
     assert bb.lr_mult == 0.1
     crt = cfg('mbj-lr1e-3+crt')
     assert crt.model.reinit_head and crt.optim_wrapper.optimizer.lr == pytest.approx(0.1 * scale)
+    # the memory screen at lr 1e-4 and its cRT start from the lr 1e-4 MBJ stage
+    beta1 = cfg('mbj-lr1e-4-beta1')
+    assert beta1.model.head.memory.beta == 1.0
+    assert beta1.optim_wrapper.optimizer.lr == pytest.approx(1e-4 * scale)
+    assert ARMS['mbj-lr1e-4+crt'].stage.parent is ARMS['mbj-lr1e-4'].stage
+    # MBJ + RIDE at lr 1e-4 and its control differ only in the memory
+    mr, rc = cfg('mbj-ride-lr1e-4'), cfg('ride-ft-lr1e-4')
+    assert mr.optim_wrapper.optimizer.lr == rc.optim_wrapper.optimizer.lr == pytest.approx(
+        1e-4 * scale)
+    assert mr.model.head.mbj.eta == 15.0 and rc.model.head.mbj is None
+    assert ARMS['ride-ft-lr1e-4'].control_of == 'mbj-ride-lr1e-4'
     iem = cfg('iem-ft10-memlr1e-3-cbs')
     assert iem.train_cfg.max_epochs == 10 and iem.param_scheduler[0].type == 'ConstantLR'
     assert iem.optim_wrapper.optimizer.lr == pytest.approx(0.01 * scale)
