@@ -76,7 +76,8 @@ def test_controls_are_marked_and_control_a_registered_arm_of_their_method():
 
 
 def test_screens_run_each_arm_with_its_control_in_one_call(tmp_path):
-    assert {'mbj-screen-lr', 'mbj-screen-memory', 'mbj-screen-memory-lr1e-4', 'iem-screen-ft10', 'iem-screen-const',
+    assert {'mbj-screen-lr', 'mbj-screen-memory', 'mbj-screen-memory-lr1e-4',
+            'iem-screen-ft10', 'iem-screen-const',
             'iem-ablations',
             'stg-screen-controls', 'stg-screen-sgd', 'stg-screen-median',
             'stg-screen-mixft10', 'afa-screen15'} <= set(SCREENS)
