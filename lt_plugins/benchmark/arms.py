@@ -233,7 +233,7 @@ for _reading, _over in MBJ_READINGS.items():
 
 # Issue 18 screens (trainable backbone, 10 epochs from CE; configs/mbj/*-cpu-lr1e-3*.py ...):
 # (1) the memory-phase lr, each MBJ arm next to its CE fine-tuning control at the same lr;
-# (2) the memory mix at lr 1e-3; (3) MBJ at lr 1e-3, then cRT.
+# (2) the memory mix at lr 1e-3 and 1e-4; (3) MBJ at lr 1e-3 / 1e-4, then cRT.
 _LR1E3 = {'optim_wrapper.optimizer.lr': 0.001}   # scaled with the batch like the templates
 _LR1E4 = {'optim_wrapper.optimizer.lr': 0.0001}
 _LR_SCREEN: Dict[str, Dict[str, object]] = {
@@ -242,17 +242,17 @@ _LR_SCREEN: Dict[str, Dict[str, object]] = {
     'bbmult0.1': {'optim_wrapper.paramwise_cfg': dict(custom_keys={
         'backbone': dict(lr_mult=0.1)})},
 }
+_MEMORY_MIX: Dict[str, Dict[str, object]] = {
+    'beta1': {'model.head.memory.beta': 1.0},
+    'perclass5': {'model.head.memory.size': None, 'model.head.memory.per_class_slots': 5},
+    'capacity': {'model.head.memory_reduction': 'capacity'},
+    'size50C-eta5': {'model.head.memory.size': _num_classes_times(50), 'model.head.eta': 5.0},
+}
+# every mix at lr 1e-3; at lr 1e-4 (the only lr of the lr screen at which MBJ beat its
+# control) the two that change the memory's class balance
 _MEMORY_SCREEN: Dict[str, Dict[str, object]] = {
-    'lr1e-3-beta1': dict(_LR1E3, **{'model.head.memory.beta': 1.0}),
-    'lr1e-3-perclass5': dict(_LR1E3, **{'model.head.memory.size': None,
-                                        'model.head.memory.per_class_slots': 5}),
-    'lr1e-3-capacity': dict(_LR1E3, **{'model.head.memory_reduction': 'capacity'}),
-    'lr1e-3-size50C-eta5': dict(_LR1E3, **{'model.head.memory.size': _num_classes_times(50),
-                                           'model.head.eta': 5.0}),
-    # the same mix at lr 1e-4, the only lr of the lr screen at which MBJ beat its control
-    'lr1e-4-beta1': dict(_LR1E4, **{'model.head.memory.beta': 1.0}),
-    'lr1e-4-size50C-eta5': dict(_LR1E4, **{'model.head.memory.size': _num_classes_times(50),
-                                           'model.head.eta': 5.0}),
+    **{f'lr1e-3-{k}': dict(_LR1E3, **v) for k, v in _MEMORY_MIX.items()},
+    **{f'lr1e-4-{k}': dict(_LR1E4, **_MEMORY_MIX[k]) for k in ('beta1', 'size50C-eta5')},
 }
 _CE_FT_OVER = dict(CE_FT.overrides)
 MBJ_SCREEN_STAGES: Dict[str, Stage] = {}
