@@ -80,7 +80,7 @@ def test_screens_run_each_arm_with_its_control_in_one_call(tmp_path):
             'iem-screen-ft10', 'iem-screen-const',
             'iem-ablations',
             'stg-screen-controls', 'stg-screen-sgd', 'stg-screen-median',
-            'stg-screen-mixft10', 'afa-screen15'} <= set(SCREENS)
+            'stg-screen-mixft10', 'stg-screen-ce', 'afa-screen15'} <= set(SCREENS)
     for screen, names in SCREENS.items():
         arms = select_arms([screen])
         assert [a.name for a in arms] == list(names)
@@ -157,6 +157,15 @@ def test_screen_recipes_match_their_configs(tmp_path):
     assert sgd.optim_wrapper.optimizer.type == 'SGD' and sgd.model.head.lam == 0.5
     assert sgd.param_scheduler[0].type == 'CosineAnnealingLR'
     assert cfg('stg-mixft10').optim_wrapper.optimizer.type == 'Adam'
+    # the CE-stage-1 chain: stage 2 loads the plain CE checkpoint, its SGD median arm keeps
+    # both the split and the package's cRT optimiser
+    assert ARMS['stg-ce'].stage.parent.parent is CE
+    assert ARMS['stg-ce-sgd-crt'].stage.parent is ARMS['stg-ce'].stage.parent
+    med = cfg('stg-ce-median-sgd')
+    assert med.model.head.head_threshold == 'median' and med.model.head.lam == 0.5
+    assert med.optim_wrapper.optimizer.type == 'SGD'
+    assert cfg('stg-ce-median-sgd', -2).model.head.head_threshold == 'median'
+    assert cfg('stg-ce-tokencls').model.head.token_source == 'classifier'
     # AFA 15-epoch screen: t = 5, the variant's neck also in its cRT, no LBLS in the controls
     afa = cfg('afa-s15-sigmoid', 0)
     assert afa.train_cfg.max_epochs == 15 and afa.model.neck.mask == 'sigmoid'
