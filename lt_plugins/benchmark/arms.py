@@ -470,7 +470,8 @@ _register_stg_chain('stg-mixft10-sgd', STG2_MIXFT10, _SGD3, ('lam1.5', 'lam0.5',
 STG2_CE = Stage('stg-stage2', STG.replace('{n}', '2'), parent=CE, cacheable=True)
 _register_stg_chain('stg-ce', STG2_CE, {}, ('lam1.5', 'lam0.5', 'crt', 'lam1.0', 'gaussian',
                                              'dropout0.3', 'tokencls', 'lam0.5-tokencls'))
-_register_stg_chain('stg-ce-sgd', STG2_CE, _SGD3, ('lam1.5', 'lam0.5', 'crt'), tag='-sgd')
+_register_stg_chain('stg-ce-sgd', STG2_CE, _SGD3, ('lam1.5', 'lam0.5', 'crt', 'gaussian',
+                                                    'dropout0.3'), tag='-sgd')
 STG2_CE_MEDIAN = Stage('stg-stage2-median', STG.replace('{n}', '2'), dict(_MEDIAN), parent=CE,
                        cacheable=True)
 _register_stg_chain('stg-ce-median', STG2_CE_MEDIAN, _MEDIAN, ('lam1.5', 'lam0.5', 'crt'))
@@ -479,7 +480,8 @@ _register_stg_chain('stg-ce-median-sgd', STG2_CE_MEDIAN, dict(_MEDIAN, **_SGD3),
 SCREENS['stg-screen-ce'] = ('crt', 'stg-ce-crt', 'stg-ce-paper', 'stg-ce', 'stg-ce-lam1.0',
                             'stg-ce-gaussian', 'stg-ce-dropout', 'stg-ce-tokencls',
                             'stg-ce-lam0.5-tokencls', 'stg-ce-sgd-crt', 'stg-ce-sgd-paper',
-                            'stg-ce-sgd', 'stg-ce-median-crt', 'stg-ce-median-paper',
+                            'stg-ce-sgd', 'stg-ce-sgd-gaussian', 'stg-ce-sgd-dropout',
+                            'stg-ce-median-crt', 'stg-ce-median-paper',
                             'stg-ce-median', 'stg-ce-median-sgd-crt', 'stg-ce-median-sgd')
 SCREENS['stg-screen-controls'] = ('stg-crt', 'stg-stage1+crt', 'stg-paper', 'stg',
                                   'stg-gaussian', 'stg-dropout', 'stg-tokencls',

@@ -166,6 +166,9 @@ def test_screen_recipes_match_their_configs(tmp_path):
     assert med.optim_wrapper.optimizer.type == 'SGD'
     assert cfg('stg-ce-median-sgd', -2).model.head.head_threshold == 'median'
     assert cfg('stg-ce-tokencls').model.head.token_source == 'classifier'
+    assert cfg('stg-ce-sgd-dropout').optim_wrapper.optimizer.type == 'SGD'
+    assert cfg('stg-ce-sgd-dropout').model.head.dropout_p == 0.3
+    assert ARMS['stg-ce-sgd-gaussian'].control_of == 'stg-ce-sgd'
     # AFA 15-epoch screen: t = 5, the variant's neck also in its cRT, no LBLS in the controls
     afa = cfg('afa-s15-sigmoid', 0)
     assert afa.train_cfg.max_epochs == 15 and afa.model.neck.mask == 'sigmoid'
