@@ -38,9 +38,15 @@ def test_config_builds_and_chains(path):
     else:
         assert cfg.model.type == 'FeatureCacheClassifier' and cfg.model.train_cfg is None
         # load_from names the previous stage's work dir and its last epoch
+        # (stage 2 of the -ce- chain starts from the plain CE model of configs/baselines)
         prev_dir = osp.basename(osp.dirname(cfg.load_from))
-        prev_cfg = Config.fromfile(osp.join(ROOT, prev_dir + '.py'))
-        assert prev_dir.startswith(f'stg-stage{stage - 1}_')
+        if stage == 2 and '-ce-' in name:
+            assert prev_dir.startswith('ce_')
+            prev_cfg = Config.fromfile(osp.join(ROOT, '..', 'baselines', prev_dir + '.py'))
+            assert prev_cfg.model.head.type == 'LinearClsHead'
+        else:
+            prev_cfg = Config.fromfile(osp.join(ROOT, prev_dir + '.py'))
+            assert prev_dir.startswith(f'stg-stage{stage - 1}_')
         assert cfg.load_from.endswith(f'epoch_{prev_cfg.train_cfg.max_epochs}.pth')
         assert head.type == ('STGGeneratorHead' if stage == 2 else 'STGClsHead')
         if stage == 3:

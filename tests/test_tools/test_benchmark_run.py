@@ -27,7 +27,8 @@ def test_every_method_has_default_arms_with_paper_and_recommended_readings():
         kinds = {a.kind for a in default if a.method == method}
         assert {'paper', 'recommended'} <= kinds, method
     # a method name selects its default arms; an arm name itself; unknown names fail
-    assert [a.name for a in select_arms(['STG'])] == ['stg-crt', 'stg-paper', 'stg']
+    assert [a.name for a in select_arms(['STG'])] == ['stg-paper', 'stg-ce-median-sgd',
+                                                     'stg-ce-median-sgd-crt']
     assert [a.name for a in select_arms(['mbj-beta1+crt'])] == ['mbj-beta1+crt']
     with pytest.raises(ValueError, match='no such arm or method'):
         select_arms(['nope'])
