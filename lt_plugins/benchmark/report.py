@@ -15,60 +15,73 @@ def _mean_std(values: List[float]) -> tuple:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
-def summarize(arms: Sequence[Arm], seeds: Sequence[int], results: Dict[tuple, dict],
-              baseline_stage: str = 'ce') -> dict:
-    """Per arm: the reading chosen on mean val top-1, test mean +- std over seeds, wall time
-    (all stages of its chain), step-time ratio (its last trained stage against CE's); per
-    method: the arm chosen on val among its non-control arms (a method whose arms here are
-    all controls has none). Arms are listed in ``arms`` order, each control right after the
-    arm it controls when that arm is there too."""
-    out_arms = {}
-    for arm in arms:
-        chain = arm.stage.chain()
-        final = chain[-1].key
-        per_seed = [results[(s, final)] for s in seeds if (s, final) in results]
-        if not per_seed:
+def _seed_record(arm: Arm, seed: int, results: Dict[tuple, dict],
+                 baseline_stage: str) -> dict:
+    """One seed of one arm: every reading's val / test shots and per-class test accuracy,
+    the chain's wall time and its last trained stage's step time against CE's."""
+    chain = arm.stage.chain()
+    final = results[(seed, chain[-1].key)]
+    readings = {}
+    for name in arm.reading_names:
+        if name not in final['readings']:
             continue
-        seeds_done = [s for s in seeds if (s, final) in results]
-        readings = [r for r in arm.reading_names if r in per_seed[0]['readings']]
+        r = final['readings'][name]
+        readings[name] = dict(val={k: r['val'][k] for k in SHOTS if k in r['val']},
+                              test={k: r['test'][k] for k in SHOTS if k in r['test']},
+                              test_per_class=r.get('test_per_class'))
+    wall = sum(results[(seed, st.key)]['wall_s'] for st in chain if (seed, st.key) in results)
+    trained = [st for st in chain if st.train]
+    base = results.get((seed, baseline_stage))
+    ratio = None
+    if trained and base and base.get('step_s'):
+        mine = results[(seed, trained[-1].key)].get('step_s')
+        ratio = mine / base['step_s'] if mine else None
+    return dict(readings=readings, wall_s=wall, step_ratio=ratio,
+                train_counts=final['readings'][next(iter(readings))].get('train_counts')
+                if readings else None)
 
-        def val_mean(name):
-            vals = [r['readings'][name]['val'].get('top1') for r in per_seed]
-            return _mean_std(vals)[0]
-        chosen = max(readings, key=lambda n: (val_mean(n) if val_mean(n) is not None
-                                              else -1))
-        entry = dict(method=arm.method, kind=arm.kind, control_of=arm.control_of,
-                     description=arm.description,
-                     stages=[st.key for st in chain], reading=chosen,
-                     readings_val={n: val_mean(n) for n in readings},
-                     seeds=seeds_done, val={}, test={})
-        for split in ('val', 'test'):
-            for k in SHOTS:
-                m, sd = _mean_std([r['readings'][chosen][split].get(k) for r in per_seed])
-                if m is not None:
-                    entry[split][k] = m
-                    entry[split][k + '_std'] = sd
-        walls = []
-        ratios = []
-        for s in seeds_done:
-            walls.append(sum(results[(s, st.key)]['wall_s'] for st in chain
-                             if (s, st.key) in results))
-            trained = [st for st in chain if st.train]
-            base = results.get((s, baseline_stage))
-            if trained and base and base.get('step_s'):
-                mine = results[(s, trained[-1].key)].get('step_s')
-                if mine:
-                    ratios.append(mine / base['step_s'])
-        entry['wall_s'] = statistics.mean(walls)
-        entry['step_ratio'] = statistics.mean(ratios) if ratios else None
-        first = per_seed[0]['readings'][chosen]
-        entry['train_counts'] = first.get('train_counts')
-        pcs = [r['readings'][chosen].get('test_per_class') for r in per_seed]
-        if all(pcs):
-            entry['test_per_class'] = [
-                statistics.mean([p[c] for p in pcs if p[c] is not None])
-                if any(p[c] is not None for p in pcs) else None for c in range(len(pcs[0]))]
-        out_arms[arm.name] = entry
+
+def aggregate_arm(meta: dict, per_seed: Dict[int, dict]) -> dict:
+    """An arm's entry from its per-seed records (:func:`_seed_record`): the reading that all
+    seeds have with the best mean val top-1, test / val mean +- std of that reading, mean
+    wall time and step ratio. ``meta`` holds method, kind, control_of, description, stages."""
+    seeds = sorted(per_seed)
+    records = [per_seed[s] for s in seeds]
+    readings = [n for n in records[0]['readings']
+                if all(n in r['readings'] for r in records)]
+    if not readings:
+        raise ValueError(f'arm {meta.get("name", "?")}: its seeds {seeds} share no reading; '
+                         'run them with the same arm definition')
+
+    def val_mean(name):
+        return _mean_std([r['readings'][name]['val'].get('top1') for r in records])[0]
+    chosen = max(readings, key=lambda n: (val_mean(n) if val_mean(n) is not None else -1))
+    entry = dict(method=meta['method'], kind=meta['kind'], control_of=meta['control_of'],
+                 description=meta['description'], stages=list(meta['stages']),
+                 reading=chosen, readings_val={n: val_mean(n) for n in readings},
+                 seeds=seeds, val={}, test={})
+    for split in ('val', 'test'):
+        for k in SHOTS:
+            m, sd = _mean_std([r['readings'][chosen][split].get(k) for r in records])
+            if m is not None:
+                entry[split][k] = m
+                entry[split][k + '_std'] = sd
+    entry['wall_s'] = statistics.mean(r['wall_s'] for r in records)
+    ratios = [r['step_ratio'] for r in records if r.get('step_ratio')]
+    entry['step_ratio'] = statistics.mean(ratios) if ratios else None
+    entry['train_counts'] = records[0].get('train_counts')
+    pcs = [r['readings'][chosen].get('test_per_class') for r in records]
+    if all(pcs):
+        entry['test_per_class'] = [
+            statistics.mean([p[c] for p in pcs if p[c] is not None])
+            if any(p[c] is not None for p in pcs) else None for c in range(len(pcs[0]))]
+    entry['per_seed'] = {str(s): per_seed[s] for s in seeds}
+    return entry
+
+
+def choose_methods(out_arms: Dict[str, dict]) -> dict:
+    """Per method the arm with the best val top-1 among its non-control arms (a method whose
+    arms are all controls has none); marks ``chosen_for_method`` and orders the controls."""
     methods = {}
     for name, entry in out_arms.items():
         if entry['kind'] == 'control':      # a control is never its method's reading
@@ -79,6 +92,29 @@ def summarize(arms: Sequence[Arm], seeds: Sequence[int], results: Dict[tuple, di
     for name, entry in out_arms.items():
         entry['chosen_for_method'] = methods.get(entry['method']) == name
     return dict(arms=_controls_after_their_arms(out_arms), methods=methods)
+
+
+def summarize(arms: Sequence[Arm], seeds: Sequence[int], results: Dict[tuple, dict],
+              baseline_stage: str = 'ce') -> dict:
+    """Per arm: the reading chosen on mean val top-1, test mean +- std over seeds, wall time
+    (all stages of its chain), step-time ratio (its last trained stage against CE's), and the
+    per-seed records (so that runs of other seeds can be merged, :mod:`.merge`); per method:
+    the arm chosen on val among its non-control arms (a method whose arms here are all
+    controls has none). Arms are listed in ``arms`` order, each control right after the arm
+    it controls when that arm is there too."""
+    out_arms = {}
+    for arm in arms:
+        final = arm.stage.chain()[-1].key
+        per_seed = {s: _seed_record(arm, s, results, baseline_stage) for s in seeds
+                    if (s, final) in results}
+        if per_seed:
+            out_arms[arm.name] = aggregate_arm(arm_meta(arm), per_seed)
+    return choose_methods(out_arms)
+
+
+def arm_meta(arm: Arm) -> dict:
+    return dict(name=arm.name, method=arm.method, kind=arm.kind, control_of=arm.control_of,
+                description=arm.description, stages=[st.key for st in arm.stage.chain()])
 
 
 def _controls_after_their_arms(arms: Dict[str, dict]) -> Dict[str, dict]:
