@@ -29,7 +29,8 @@ def _records(name: str, entry: dict, source: str) -> Dict[int, dict]:
 
 def merge_summaries(summaries: Sequence[Tuple[str, dict]]) -> dict:
     """One summary from ``(source name, summary)`` pairs that share dataset, schedule and
-    quick mode and hold disjoint seeds of each arm. Per arm the reading is chosen again on
+    quick mode and hold disjoint seeds of each arm (a seed in two summaries is taken once
+    when its numbers agree: the runner reuses a finished stage in every later run). Per arm the reading is chosen again on
     the mean val top-1 of all its seeds, among the readings every seed has; methods are
     chosen again on val. Arms keep the order of their first appearance."""
     if not summaries:
@@ -57,8 +58,10 @@ def merge_summaries(summaries: Sequence[Tuple[str, dict]]) -> dict:
             meta_source.setdefault(name, src)
             for seed, record in _records(name, entry, src).items():
                 if (name, seed) in origin:
+                    if record == per_arm[name][seed]:   # one stage result in two summaries
+                        continue
                     raise ValueError(f'arm {name} seed {seed} is in both {origin[(name, seed)]}'
-                                     f' and {src}; drop one of them')
+                                     f' and {src} with other numbers; drop one of them')
                 origin[(name, seed)] = src
                 per_arm.setdefault(name, {})[seed] = record
     out_arms = {name: aggregate_arm(meta[name], per_arm[name]) for name in meta}

@@ -79,11 +79,17 @@ def test_a_summary_without_per_seed_records_merges_its_one_seed_and_refuses_seve
         merge_summaries([('both.json', both), ('s1.json', s1)])
 
 
-def test_merge_refuses_a_seed_twice_and_runs_of_another_protocol():
+def test_merge_takes_a_seed_twice_only_with_equal_numbers_and_refuses_another_protocol():
     results = _results()
     s0 = _summary([0], {k: v for k, v in results.items() if k[0] == 0})
-    with pytest.raises(ValueError, match='seed 0 is in both a.json and b.json'):
-        merge_summaries([('a.json', s0), ('b.json', copy.deepcopy(s0))])
+    # the same stage result in two summaries counts once
+    again = merge_summaries([('a.json', s0), ('b.json', copy.deepcopy(s0))])
+    assert again['arms']['ce']['seeds'] == [0]
+    assert again['arms']['ce']['test'] == s0['arms']['ce']['test']
+    other = copy.deepcopy(s0)
+    other['arms']['ce']['per_seed']['0']['readings']['default']['test']['top1'] = 1.0
+    with pytest.raises(ValueError, match='seed 0 is in both a.json and b.json with other'):
+        merge_summaries([('a.json', s0), ('b.json', other)])
     s1 = _summary([1], {k: v for k, v in results.items() if k[0] == 1})
     s1['schedule'] = 'paper'
     with pytest.raises(ValueError, match="b.json: schedule is 'paper'"):
