@@ -231,10 +231,11 @@ def test_preset_reproduces_the_head_before_the_split(case):
     head, got = _run(CASES[case])
     ref = REFERENCE[case]
     assert got['missing'] == [] and got['unexpected'] == [] and got['aug_step'] == 4
+    # float32 reference: other CPUs' kernels differ by a few ulps (1.4e-6 relative seen)
     for step, ref_step in zip(got['steps'], ref['steps']):
         for key, value in ref_step.items():
-            assert step[key] == pytest.approx(value, rel=1e-6, abs=1e-7), (case, key)
-    assert got['logits'] == pytest.approx(ref['logits'], rel=1e-6, abs=1e-7)
+            assert step[key] == pytest.approx(value, rel=1e-5, abs=1e-6), (case, key)
+    assert got['logits'] == pytest.approx(ref['logits'], rel=1e-5, abs=1e-6)
     assert got['keys'] == sorted(GENERATOR_KEYS + OWN_KEYS[case])
     # the part is a plain attribute whose state is registered on the head
     part = head.feature_generator
