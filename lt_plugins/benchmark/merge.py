@@ -2,7 +2,7 @@
 machine) into one summary, as if the runner had been given all the seeds at once."""
 from typing import Dict, List, Sequence, Tuple
 
-from .report import SHOTS, aggregate_arm, choose_methods
+from .report import META_FIELDS, SHOTS, aggregate_arm, choose_methods
 
 #: fields that must agree between the summaries merged
 _SAME = ('dataset', 'dataset_args', 'schedule', 'quick')
@@ -30,9 +30,10 @@ def _records(name: str, entry: dict, source: str) -> Dict[int, dict]:
 def merge_summaries(summaries: Sequence[Tuple[str, dict]]) -> dict:
     """One summary from ``(source name, summary)`` pairs that share dataset, schedule and
     quick mode and hold disjoint seeds of each arm (a seed in two summaries is taken once
-    when its numbers agree: the runner reuses a finished stage in every later run). Per arm the reading is chosen again on
-    the mean val top-1 of all its seeds, among the readings every seed has; methods are
-    chosen again on val. Arms keep the order of their first appearance."""
+    when its numbers agree: the runner reuses a finished stage in every later run). Per arm
+    the reading is chosen again on the mean val top-1 of all its seeds, among the readings
+    every seed has; methods are chosen again on val. Arms keep the order of their first
+    appearance."""
     if not summaries:
         raise ValueError('nothing to merge: give at least one summary JSON')
     first_src, first = summaries[0]
@@ -47,9 +48,7 @@ def merge_summaries(summaries: Sequence[Tuple[str, dict]]) -> dict:
     origin: Dict[Tuple[str, int], str] = {}
     for src, s in summaries:
         for name, entry in s['arms'].items():
-            m = dict(name=name, method=entry['method'], kind=entry['kind'],
-                     control_of=entry.get('control_of'), description=entry['description'],
-                     stages=entry['stages'])
+            m = dict({k: entry.get(k) for k in META_FIELDS}, name=name)
             if name in meta and meta[name]['stages'] != m['stages']:
                 raise ValueError(f'{src}: arm {name} runs stages {m["stages"]} but '
                                  f'{meta_source[name]} ran {meta[name]["stages"]}; the arm '

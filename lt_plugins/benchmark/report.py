@@ -1,4 +1,5 @@
 """Summaries of benchmark results: readings and methods chosen on val, tables, JSON, plots."""
+import json
 import math
 import statistics
 from typing import Dict, List, Optional, Sequence
@@ -56,8 +57,7 @@ def aggregate_arm(meta: dict, per_seed: Dict[int, dict]) -> dict:
     def val_mean(name):
         return _mean_std([r['readings'][name]['val'].get('top1') for r in records])[0]
     chosen = max(readings, key=lambda n: (val_mean(n) if val_mean(n) is not None else -1))
-    entry = dict(method=meta['method'], kind=meta['kind'], control_of=meta['control_of'],
-                 description=meta['description'], stages=list(meta['stages']),
+    entry = dict({k: meta[k] for k in META_FIELDS}, stages=list(meta['stages']),
                  reading=chosen, readings_val={n: val_mean(n) for n in readings},
                  seeds=seeds, val={}, test={})
     for split in ('val', 'test'):
@@ -110,6 +110,10 @@ def summarize(arms: Sequence[Arm], seeds: Sequence[int], results: Dict[tuple, di
         if per_seed:
             out_arms[arm.name] = aggregate_arm(arm_meta(arm), per_seed)
     return choose_methods(out_arms)
+
+
+#: what an arm's entry carries from the arm's definition (besides its name)
+META_FIELDS = ('method', 'kind', 'control_of', 'description', 'stages')
 
 
 def arm_meta(arm: Arm) -> dict:
@@ -215,6 +219,17 @@ def plot_per_class(summary: dict, path: str, title: str = '', top: int = 3) -> L
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return arms
+
+
+def write_summary(summary: dict, base: str, table: str, plot_title: str) -> None:
+    """``base``.json / .md and, when there are arms, the two plots next to them."""
+    with open(base + '.json', 'w') as f:
+        json.dump(summary, f, indent=1)
+    with open(base + '.md', 'w') as f:
+        f.write(table + '\n')
+    if summary['arms']:
+        plot_shots(summary, base + '_shots.png', plot_title)
+        plot_per_class(summary, base + '_per_class.png', plot_title)
 
 
 def best_arm(summary: dict, method: Optional[str] = None) -> str:

@@ -16,8 +16,9 @@ import sys
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from lt_plugins.benchmark import markdown_table, plot_per_class, plot_shots  # noqa: E402
+from lt_plugins.benchmark import markdown_table  # noqa: E402
 from lt_plugins.benchmark.merge import merge_summaries  # noqa: E402
+from lt_plugins.benchmark.report import write_summary  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -48,13 +49,7 @@ def main(argv=None) -> dict:
     if partial:
         table += '\n\nArms with only some of the seeds: ' + ', '.join(partial) + '.'
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out + '.json', 'w') as f:
-        json.dump(merged, f, indent=1)
-    with open(args.out + '.md', 'w') as f:
-        f.write(table + '\n')
-    if merged['arms']:
-        plot_shots(merged, args.out + '_shots.png', merged['dataset'])
-        plot_per_class(merged, args.out + '_per_class.png', merged['dataset'])
+    write_summary(merged, args.out, table, merged['dataset'])
     print(table)
     return merged
 

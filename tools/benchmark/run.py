@@ -34,10 +34,10 @@ if REPO not in sys.path:
 
 from lt_plugins.benchmark import (ARMS, BenchmarkRunner, get_dataset_spec,  # noqa: E402
                                   load_results, markdown_table, parse_value, plan,
-                                  plot_per_class, plot_shots, select_arms, summarize,
-                                  with_data_root)
+                                  select_arms, summarize, with_data_root)
 from lt_plugins.benchmark.arms import SCREENS  # noqa: E402
 from lt_plugins.benchmark.datasets import DATASET_SPECS  # noqa: E402
+from lt_plugins.benchmark.report import write_summary  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -189,13 +189,7 @@ def main(argv=None) -> dict:
              f'seeds {args.seeds}: test top-1 (%), mean ± std over seeds')
     table = markdown_table(summary, title)
     base = osp.join(out_dir, spec.tag)
-    with open(base + '.json', 'w') as f:
-        json.dump(summary, f, indent=1)
-    with open(base + '.md', 'w') as f:
-        f.write(table + '\n')
-    if summary['arms']:
-        plot_shots(summary, base + '_shots.png', spec.tag)
-        plot_per_class(summary, base + '_per_class.png', spec.tag)
+    write_summary(summary, base, table, spec.tag)
     print(table)
     print(f'wall {stats["wall_s"]:.0f} s, {stats["ran"]} stages run, {stats["failed"]} failed;'
           f' wrote {base}.json / .md / _shots.png / _per_class.png', flush=True)
