@@ -379,9 +379,16 @@ for _variant, _over in IEM_FT10.items():
 register_arm(Arm('iem-ft10-ce-ft', 'IEM', CE_FT, 'control',
                  'CE, then 10 epochs CE fine-tuning at lr 0.01 (IEM ft10 control)',
                  control_of='iem-ft10'))
+# the control of the class-balanced arm: the same 10 epochs of CE fine-tuning, class-balanced
+# (does IEM add anything to class-balanced fine-tuning of the whole network?)
+register_arm(Arm('iem-ft10-ce-ft-cbs', 'IEM', Stage('ce-ft-cbs', MBJ, dict(
+    _CE_FT_OVER, **_IEM_SWITCHES['cbs']), parent=CE), 'control',
+    'CE, then 10 epochs class-balanced CE fine-tuning at lr 0.01 (IEM ft10 cbs control)',
+    control_of='iem-ft10-memlr1e-3-cbs'))
 SCREENS['iem-ablations'] = ('ce', *(f'iem-{v}@readings' for v in (
     'paper', 'memlr1e-3', 'no-rsa', 'no-local', 'no-global')))
-SCREENS['iem-screen-ft10'] = ('iem-ft10-ce-ft', *(f'iem-{v}' for v in IEM_FT10))
+SCREENS['iem-screen-ft10'] = ('iem-ft10-ce-ft', 'iem-ft10-ce-ft-cbs',
+                              *(f'iem-{v}' for v in IEM_FT10))
 SCREENS['iem-screen-const'] = ('ce', 'iem-paper', *(
     f'iem-{v}@readings' for v in ('memlr1e-5-const', 'memlr1e-3-const', 'learnable-values',
                                   *(f'memlr1e-3-const-{k}' for k in _IEM_SWITCHES))))

@@ -131,6 +131,12 @@ def test_screen_recipes_match_their_configs(tmp_path):
     assert iem.optim_wrapper.paramwise_cfg.custom_keys['head.global_memory'].fixed_lr == 1e-3
     assert iem.train_dataloader.sampler.type == 'ClassBalancedSampler'
     assert ARMS['iem-ft10'].stage.parent is CE
+    # its control: the same lr, epochs and sampler, no memory
+    cbs_ctl = cfg('iem-ft10-ce-ft-cbs')
+    assert cbs_ctl.train_dataloader.sampler.type == 'ClassBalancedSampler'
+    assert cbs_ctl.model.head.memory_enabled is False and cbs_ctl.train_cfg.max_epochs == 10
+    assert cbs_ctl.optim_wrapper.optimizer.lr == pytest.approx(0.01 * scale)
+    assert ARMS['iem-ft10-ce-ft-cbs'].control_of == 'iem-ft10-memlr1e-3-cbs'
     paper = cfg('iem-ft10').optim_wrapper.paramwise_cfg.custom_keys['head.local_memory']
     assert paper.fixed_lr == 1e-5
     # the former bench_iem_accuracy.py variants / readings; a reading of a memory the variant
