@@ -114,3 +114,15 @@ def test_mbj_paper_schedules_count_the_memory_phase():
         switch = next(h for h in cfg.custom_hooks if h.type == 'MBJMemorySwitchHook')
         assert cfg.train_cfg.max_epochs == total and switch.start_epoch == total - 10
         assert cfg.param_scheduler[0].end == total - 10
+
+
+def test_iem_cbs_arm_and_its_control_share_sampler_lr_epochs_and_start():
+    iem = Config.fromfile(f'{IEM}-memlr1e-3-cbs.py')
+    ctrl = Config.fromfile(f'{CE_FT}-cbs.py')
+    for cfg in (iem, ctrl):
+        assert cfg.train_dataloader.sampler.type == 'ClassBalancedSampler'
+        assert cfg.train_cfg.max_epochs == 10
+        assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.01)
+        assert cfg.load_from == 'work_dirs/ce_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu/epoch_30.pth'
+    assert ctrl.model.head.memory_enabled is False
+    assert Config.fromfile(f'{CE_FT}.py').train_dataloader.sampler.type != 'ClassBalancedSampler'
