@@ -126,3 +126,12 @@ def test_iem_cbs_arm_and_its_control_share_sampler_lr_epochs_and_start():
         assert cfg.load_from == 'work_dirs/ce_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu/epoch_30.pth'
     assert ctrl.model.head.memory_enabled is False
     assert Config.fromfile(f'{CE_FT}.py').train_dataloader.sampler.type != 'ClassBalancedSampler'
+
+
+def test_mbj_memory_arms_at_lr1e_4():
+    rings = Config.fromfile(f'{MBJ}-lr1e-4-perclass5.py')
+    assert rings.model.head.memory.size is None and rings.model.head.memory.per_class_slots == 5
+    cap = Config.fromfile(f'{MBJ}-lr1e-4-capacity.py')
+    assert cap.model.head.memory_reduction == 'capacity'
+    for cfg in (rings, cap):
+        assert cfg.optim_wrapper.optimizer.lr == 0.0001

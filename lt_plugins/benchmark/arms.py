@@ -248,11 +248,11 @@ _MEMORY_MIX: Dict[str, Dict[str, object]] = {
     'capacity': {'model.head.memory_reduction': 'capacity'},
     'size50C-eta5': {'model.head.memory.size': _num_classes_times(50), 'model.head.eta': 5.0},
 }
-# every mix at lr 1e-3; at lr 1e-4 (the only lr of the lr screen at which MBJ beat its
-# control) the two that change the memory's class balance
+# every mix at lr 1e-3 and at lr 1e-4 (the only lr of the lr screen at which MBJ beat its
+# control)
 _MEMORY_SCREEN: Dict[str, Dict[str, object]] = {
     **{f'lr1e-3-{k}': dict(_LR1E3, **v) for k, v in _MEMORY_MIX.items()},
-    **{f'lr1e-4-{k}': dict(_LR1E4, **_MEMORY_MIX[k]) for k in ('beta1', 'size50C-eta5')},
+    **{f'lr1e-4-{k}': dict(_LR1E4, **v) for k, v in _MEMORY_MIX.items()},
 }
 _CE_FT_OVER = dict(CE_FT.overrides)
 MBJ_SCREEN_STAGES: Dict[str, Stage] = {}
@@ -277,7 +277,8 @@ SCREENS['mbj-screen-memory'] = ('ce-ft-lr1e-3', 'mbj-lr1e-3', 'mbj-lr1e-3-beta1'
                                 'mbj-lr1e-3-size50C-eta5', 'mbj-lr1e-3+crt', 'mbj-paper',
                                 'mbj-paper+crt', 'crt')
 SCREENS['mbj-screen-memory-lr1e-4'] = ('crt', 'ce-ft-lr1e-4', 'mbj-lr1e-4', 'mbj-lr1e-4+crt',
-                                       'mbj-lr1e-4-beta1', 'mbj-lr1e-4-size50C-eta5')
+                                       'mbj-lr1e-4-beta1', 'mbj-lr1e-4-perclass5',
+                                       'mbj-lr1e-4-capacity', 'mbj-lr1e-4-size50C-eta5')
 
 # --------------------------------------------------------------------------- IEM
 # Variants (training) and readings (inference only, evaluated on the trained checkpoint; a

@@ -119,6 +119,10 @@ def test_screen_recipes_match_their_configs(tmp_path):
     assert beta1.model.head.memory.beta == 1.0
     assert beta1.optim_wrapper.optimizer.lr == pytest.approx(1e-4 * scale)
     assert ARMS['mbj-lr1e-4+crt'].stage.parent is ARMS['mbj-lr1e-4'].stage
+    rings = cfg('mbj-lr1e-4-perclass5')
+    assert rings.model.head.memory.per_class_slots == 5 and rings.model.head.memory.size is None
+    assert rings.optim_wrapper.optimizer.lr == pytest.approx(1e-4 * scale)
+    assert cfg('mbj-lr1e-4-capacity').model.head.memory_reduction == 'capacity'
     # MBJ + RIDE at lr 1e-4 and its control differ only in the memory
     mr, rc = cfg('mbj-ride-lr1e-4'), cfg('ride-ft-lr1e-4')
     assert mr.optim_wrapper.optimizer.lr == rc.optim_wrapper.optimizer.lr == pytest.approx(
