@@ -176,6 +176,13 @@ def test_screen_recipes_match_their_configs(tmp_path):
     assert med.model.head.head_threshold == 'median' and med.model.head.lam == 0.5
     assert med.optim_wrapper.optimizer.type == 'SGD'
     assert cfg('stg-ce-median-sgd', -2).model.head.head_threshold == 'median'
+    # its noise controls: same stage 2 (median), same SGD stage 3, noise instead of STG
+    gauss = cfg('stg-ce-median-sgd-gaussian')
+    assert ARMS['stg-ce-median-sgd-gaussian'].stage.parent is ARMS['stg-ce-median-sgd'].stage.parent
+    assert ARMS['stg-ce-median-sgd-gaussian'].control_of == 'stg-ce-median-sgd'
+    assert gauss.model.head.noise_std == 1.0 and gauss.optim_wrapper.optimizer.type == 'SGD'
+    assert gauss.model.head.head_threshold == 'median'
+    assert cfg('stg-ce-median-sgd-dropout').model.head.dropout_p == 0.3
     assert cfg('stg-ce-tokencls').model.head.token_source == 'classifier'
     assert cfg('stg-ce-sgd-dropout').optim_wrapper.optimizer.type == 'SGD'
     assert cfg('stg-ce-sgd-dropout').model.head.dropout_p == 0.3
