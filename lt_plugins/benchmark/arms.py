@@ -666,8 +666,21 @@ register_arm(Arm('ride+iem', 'Composed', Stage('iem-read-keep', COMPOSE_RIDE_IEM
                                                parent=RIDE_STAGE, readings=dict(_READS)),
                  'variant', 'RIDE, experts and classifiers kept, plus an IEM memory read (read '
                  'and weights chosen on val)'))
-SCREENS['compose-ride'] = ('crt', 'ride', 'ride+iem', 'ride-ft', 'ride-ft-lr1e-4',
-                           'mbj-ride', *(f'mbj-ride-{r}' for r in MBJ_RIDE_READINGS))
+# RIDE's classifiers fine-tuned on its frozen experts with STG Table 7's Gaussian noise on the
+# tail-class features (std 1.0, median split): the noise that equals STG over a cRT classifier
+# on CIFAR-10-LT, on the strongest single method. Its control: the same stage without noise.
+COMPOSE_RIDE_NOISE = 'configs/compose/ride-gaussian_resnet32-cifar_1xb128_cifar10-lt-ir100{s}.py'
+register_arm(Arm('ride+gaussian', 'Composed', Stage('ride-gaussian', COMPOSE_RIDE_NOISE,
+                                                    parent=RIDE_STAGE),
+                 'variant', 'RIDE, experts frozen, classifiers fine-tuned 10 epochs with '
+                 'Gaussian noise on tail features'))
+register_arm(Arm('ride-ft-frozen', 'Composed', Stage(
+    'ride-ft-frozen', COMPOSE_RIDE_NOISE, {'model.head.generator': None}, parent=RIDE_STAGE),
+    'control', 'RIDE, experts frozen, classifiers fine-tuned 10 epochs without noise',
+    control_of='ride+gaussian'))
+SCREENS['compose-ride'] = ('crt', 'ride', 'ride+iem', 'ride+gaussian', 'ride-ft-frozen',
+                           'ride-ft', 'ride-ft-lr1e-4', 'mbj-ride',
+                           *(f'mbj-ride-{r}' for r in MBJ_RIDE_READINGS))
 register_arm(Arm('ldam-drw+mbj', 'Composed', Stage(
     'mbj-frozen-reinit-size50C-eta5', MBJ, dict(_MBJ_BASE, **{
         'model.type': 'DecoupledClassifier', 'model.reinit_head': True,

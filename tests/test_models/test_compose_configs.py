@@ -162,3 +162,26 @@ def test_ldam_drw_iem_read_keeps_the_ldam_classifier_and_trains_nothing():
     model.head.memory_reader.inference_weights = dict(classifier=1.0, memory=0.0)
     only = torch.stack([p.pred_score for p in model.predict(images)])
     torch.testing.assert_close(only, ldam_scores)
+
+
+def test_ride_gaussian_config_fine_tunes_only_the_expert_classifiers_with_tail_noise():
+    """configs/compose/ride-gaussian: the RIDE model kept whole, backbone frozen, the experts'
+    classifiers the only trainable weights, Gaussian noise (std 1.0) on the tail half."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    cfg = Config.fromfile(CFG.format('ride-gaussian'))
+    assert not cfg.model.reinit_head and cfg.model.head.mbj is None
+    model = MODELS.build(cfg.model)
+    gen = model.head.generator
+    assert (gen.augment, gen.noise_std, gen.head_threshold) == ('gaussian', 1.0, 'median')
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == {'head.weight'}
+    for module in model.modules():
+        if hasattr(module, 'set_class_counts'):
+            module.set_class_counts(torch.tensor([500, 300, 180, 110, 60, 36, 20, 12, 7, 5]))
+    assert gen.head_mask().tolist() == [True] * 5 + [False] * 5
+    model.train()
+    losses = model.loss(torch.randn(4, 3, 32, 32),
+                        [DataSample().set_gt_label(y) for y in (0, 1, 7, 9)])
+    assert {'loss_cls', 'loss_diversity'} <= set(losses) and int(gen.aug_step) == 4
+    losses['loss_cls'].backward()
+    assert model.head.weight.grad is not None and model.head.weight.grad.abs().sum() > 0

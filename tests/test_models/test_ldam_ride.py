@@ -1,5 +1,6 @@
 """LDAM-DRW, RIDE (diversity loss, router, multi-expert backbone) and MBJ + RIDE: values against
 hand-computed references."""
+import copy
 import math
 from types import SimpleNamespace
 
@@ -338,3 +339,45 @@ def test_iem_memory_read_on_ride_keeps_the_experts_and_averages_with_the_ensembl
     _head(router=dict(top_choices=2), routing=False, memory_reader=dict(capacity=4, num_neighbors=2))
     with pytest.raises(ValueError, match='set by the head'):
         _head(memory_reader=dict(dim=6))
+
+
+def test_feature_noise_on_ride_is_per_expert_on_tail_rows_and_trains_on_noisy_logits():
+    """RIDEHead(generator=dict(augment='gaussian')): in the loss every expert classifies its
+    own noisy copy of the tail rows (classes at or below the median count: 2 and 3 here), head
+    rows stay clean; a memory reader is written with the clean ensemble; prediction is clean."""
+    torch.manual_seed(0)
+    plain = _head(memory_reader=dict(capacity=4, num_neighbors=2))
+    head = _head(memory_reader=dict(capacity=4, num_neighbors=2),
+                 generator=dict(augment='gaussian', noise_std=2.0, head_threshold='median',
+                                class_counts=[40, 20, 8, 2], seed=3))
+    result = head.load_state_dict(plain.state_dict(), strict=False)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert head.generator.head_mask().tolist() == [True, True, False, False]
+    x0 = torch.randn(5, 6)
+    feats = (x0, x0, x0)                              # the same features for every expert
+    y = torch.tensor([0, 1, 2, 3, 0])
+    twin = copy.deepcopy(head.generator)
+    noisy = tuple(twin(x, y) for x in feats)          # the draws the head makes, in order
+    tail = y >= 2
+    for x, xn in zip(feats, noisy):
+        torch.testing.assert_close(xn[~tail], x[~tail])
+        assert (xn[tail] - x[tail]).abs().min() > 0
+    assert not torch.allclose(noisy[0][tail], noisy[1][tail])   # independent per expert
+    out = head.loss(feats, _samples(y))
+    logits = torch.stack([head.expert_logits(k, x) for k, x in enumerate(noisy)])
+    torch.testing.assert_close(out['loss_cls'], sum(head.loss_module(z, y) for z in logits))
+    torch.testing.assert_close(out['loss_diversity'],
+                               sum(head.diversity(z, logits.mean(0)) for z in logits))
+    assert int(head.generator.aug_step) == 3 and 'generator.aug_step' in head.state_dict()
+    plain.loss(feats, _samples(y))       # same clean writes as the head without noise
+    torch.testing.assert_close(head.memory_reader.memory.values, plain.memory_reader.memory.values)
+    q = tuple(torch.randn(2, 6) for _ in range(3))
+    torch.testing.assert_close(head(q), plain(q))
+    clean = _head()
+    clean.load_state_dict(plain.state_dict(), strict=False)
+    assert not torch.allclose(head.loss(feats, _samples(y))['loss_cls'],
+                              clean.loss(feats, _samples(y))['loss_cls'])
+    with pytest.raises(ValueError, match="one of \\('gaussian', 'dropout'\\)"):
+        _head(generator=dict(augment='stg'))
+    with pytest.raises(ValueError, match='set by the head'):
+        _head(generator=dict(in_channels=6))

@@ -11,10 +11,12 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..parts.memory_reader import EpisodicMemoryReader
+from ..parts.feature_generator import STGFeatureGenerator
 from ..parts.memory_term import MBJMemoryTerm
 from .normed_linear_head import fill_loss_scale
 
 MEMORY_SHARING = ('per_expert', 'shared')
+NOISE_AUGMENTS = ('gaussian', 'dropout')
 
 
 @MODELS.register_module()
@@ -76,6 +78,15 @@ class RIDEHead(ClsHead):
     inference: scores ``(w_cls * softmax(z) + w_mem * read) / (w_cls + w_mem)`` (IEM Eq. 1-2).
     The read needs every expert's feature, so it excludes routed inference (``routing=False``).
 
+    RIDE + feature noise (``generator=dict(augment='gaussian' | 'dropout', ...)``): an
+    :class:`~lt_plugins.models.parts.STGFeatureGenerator` that, in training only, replaces the
+    tail-class samples' features of *each* expert by a noisy copy (STG Table 7's Gaussian
+    noise / dropout controls, independent draws per expert) before the expert classifiers; the
+    MBJ memory and the IEM reader see the clean features. STG's own generator is learnt on
+    one feature space in stage 2, and RIDE's experts have ``K``, so ``augment='stg'`` is refused.
+    Use it in a decoupled stage (``DecoupledClassifier(reinit_head=False)``: RIDE's classifiers
+    fine-tuned on its frozen experts).
+
     Args:
         num_classes (int): ``C``.
         in_channels (int): feature dimension of each expert (``'auto'``).
@@ -94,6 +105,10 @@ class RIDEHead(ClsHead):
         memory_reader (dict, optional): ``EpisodicMemoryReader`` options (``capacity``,
             ``num_neighbors``, ``inference_read``, ``inference_weights``, ...; ``dim`` and
             ``num_classes`` are set by the head). None: no memory read.
+        generator (dict, optional): ``STGFeatureGenerator`` options with ``augment``
+            ``'gaussian'`` or ``'dropout'`` (``noise_std``, ``dropout_p``, ``head_threshold``,
+            ``augment_scope``, ``seed``; ``in_channels`` and ``num_classes`` are set by the
+            head). None: no feature noise.
         topk, cal_acc, init_cfg: as in :class:`mmpretrain.models.heads.ClsHead`.
     """
 
@@ -110,6 +125,7 @@ class RIDEHead(ClsHead):
                  routing: bool = True,
                  mbj: Optional[dict] = None,
                  memory_reader: Optional[dict] = None,
+                 generator: Optional[dict] = None,
                  topk: Union[int, Tuple[int]] = (1, ),
                  cal_acc: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
@@ -152,6 +168,9 @@ class RIDEHead(ClsHead):
         self.memory_reader = None
         if memory_reader is not None:
             self._build_reader(dict(memory_reader))
+        self.generator = None
+        if generator is not None:
+            self._build_generator(dict(generator))
 
     # -- construction ------------------------------------------------------------------------
     def _build_router(self, cfg: dict) -> None:
@@ -211,6 +230,31 @@ class RIDEHead(ClsHead):
         cfg.setdefault('owner', 'RIDEHead')
         self.memory_reader = EpisodicMemoryReader(
             num_classes=self.num_classes, dim=self.num_experts * self.in_channels, **cfg)
+
+    def _build_generator(self, cfg: dict) -> None:
+        given = {k for k in ('in_channels', 'num_classes', 'type') if k in cfg}
+        if given:
+            raise ValueError(f'RIDEHead: generator.{sorted(given)} are set by the head; remove '
+                             'them.')
+        augment = cfg.get('augment', 'gaussian')
+        if augment not in NOISE_AUGMENTS:
+            raise ValueError(
+                f'RIDEHead: generator.augment={augment!r}; choose one of {NOISE_AUGMENTS}. '
+                "STG's generator ('stg') is trained in stage 2 on one feature space, and "
+                "RIDE's experts have one each.")
+        cfg['augment'] = augment
+        cfg.setdefault('owner', 'RIDEHead')
+        cfg.setdefault('field', 'model.head.generator')
+        self.generator = STGFeatureGenerator(in_channels=self.in_channels,
+                                             num_classes=self.num_classes, **cfg)
+
+    def training_features(self, xs: Sequence[torch.Tensor],
+                          target: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """The features the expert classifiers train on: each expert's own noisy copy of the
+        in-scope (tail) rows when there is a ``generator``, else ``xs`` unchanged."""
+        if self.generator is None:
+            return tuple(xs)
+        return tuple(self.generator(x, target) for x in xs)
 
     def reader_keys(self, feats) -> torch.Tensor:
         """``(N, K * d)`` memory keys: the experts' features, each L2-normalised, concatenated
@@ -304,7 +348,7 @@ class RIDEHead(ClsHead):
         target = torch.cat([ds.gt_label for ds in data_samples]).to(xs[0].device)
         if self.train_router:
             return self._router_loss(xs, target)
-        logits = self.all_expert_logits(xs)
+        logits = self.all_expert_logits(self.training_features(xs, target))
         ensemble = logits.mean(0)
         losses = dict()
         losses['loss_cls'] = sum(self.loss_module(z, target, avg_factor=z.shape[0])
@@ -316,6 +360,9 @@ class RIDEHead(ClsHead):
                 xs, target, [partial(self.expert_logits, k) for k in range(self.num_experts)],
                 loss_fn=self._memory_loss_fn)
         if self.memory_reader is not None:
+            if self.generator is not None:  # the value is the clean ensemble's confidence
+                with torch.no_grad():
+                    ensemble = self.all_expert_logits(xs).mean(0)
             self.memory_reader.write(self.reader_keys(xs).detach(), ensemble.detach(), target)
         if self.cal_acc:
             from mmpretrain.evaluation import Accuracy

@@ -184,6 +184,8 @@ class STGFeatureGenerator(BaseModule):
         if prefix + 'aug_seed' not in state_dict:  # an earlier stage's checkpoint
             expected |= {prefix + k for k in ('aug_seed', 'aug_step', 'token_fc_weight',
                                               'token_fc_bias', 'token_fc_loaded')}
+        if self.augment != 'stg':  # the noise controls never use the generator network
+            expected |= {f'{prefix}generator.{k}' for k in self.generator_net.state_dict()}
         self._expected_missing = expected
 
     def train(self, mode: bool = True) -> 'STGFeatureGenerator':
