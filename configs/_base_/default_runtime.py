@@ -14,3 +14,9 @@ default_hooks = dict(
                     save_last=True))
 
 randomness = dict(seed=0, deterministic=False)
+
+# The fast path (lt_plugins/engine/fast_path.py): bfloat16 autocast where the CPU computes
+# bfloat16 natively (float32 elsewhere, with one log line saying why), the backbone in the
+# channels-last layout, torch.compile off. `fast_path = None` leaves the config as it is;
+# `tools/train.py --no-amp / --no-channels-last / --compile` switch single parts.
+fast_path = dict(amp='auto', channels_last='auto', compile=False)

@@ -86,8 +86,9 @@ class AFAClsHead(LinearClsHead):
                 cls_score, all_target, avg_factor=all_target.numel(), **kwargs)
             losses['loss_all'] = self.lbls_weight * loss_all
         else:  # keep the logged keys stable across the LBLS switch
-            losses['loss_all'] = cls_score.new_zeros(())
-        losses['lbls_weight'] = cls_score.new_tensor(self.lbls_weight)
+            losses['loss_all'] = cls_score.new_zeros((), dtype=torch.float32)
+        # float32 even when the scores are bfloat16 under autocast (0.3 is 0.30078 there)
+        losses['lbls_weight'] = cls_score.new_tensor(self.lbls_weight, dtype=torch.float32)
         if self.cal_acc:
             acc = Accuracy.calculate(cls_score[:num_real].detach(), target, topk=self.topk)
             losses.update({f'accuracy_top-{k}': a for k, a in zip(self.topk, acc)})
