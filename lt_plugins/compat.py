@@ -13,6 +13,10 @@ Each fix is scoped to the one place that breaks, so a user who keeps MMPretrain'
    that needs any other type is refused with an error naming it. Opt-out for a file you
    trust: ``LT_PLUGINS_TRUSTED_CHECKPOINTS=1`` (``weights_only=False``, off by default).
    ``.safetensors`` files (``tools/release_checkpoint.py``) load through ``safetensors``.
+   Every remote or named scheme mmengine registers (``http(s)://``, ``torchvision://``,
+   ``open-mmlab://``, ``mmcls://``, ``pavi://``, ``s3://`` ...) is re-registered too
+   (:mod:`lt_plugins.engine.remote_checkpoints`): the file is fetched as before and read by
+   the same loader; a refused download is deleted from the cache.
    ``torch.load`` itself is left unchanged.
 2. **DDP on CPU-only machines.** mmengine 0.10 calls ``torch.cuda.set_device`` in its
    PyTorch launcher and passes ``device_ids`` to DDP. Without CUDA we initialise the process
@@ -223,6 +227,8 @@ def _patch_checkpoint_loader() -> None:
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_local, force=True)
+    from lt_plugins.engine.remote_checkpoints import register_remote_loaders
+    register_remote_loaders()
 
 
 # -- 2. DDP without CUDA ---------------------------------------------------------

@@ -1,11 +1,15 @@
 """Checkpoints load weights-only (lt_plugins.compat): the allow-list is exactly what real
 checkpoints of every method family need, and a checkpoint whose unpickling would run code is
-refused through every entry point (tools/test.py, load_from, --resume) unless opted out."""
+refused through every entry point (tools/test.py, load_from, --resume, and load_from /
+init_cfg=Pretrained by URL from a server on 127.0.0.1) unless opted out; the package's own
+checkpoints load by URL unchanged."""
 import json
 import os.path as osp
 import pickle
 import re
+import shutil
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,6 +21,7 @@ import lt_plugins  # noqa: F401  (registration, compatibility fixes)
 from lt_plugins.compat import (TRUSTED_CHECKPOINTS_ENV, UntrustedCheckpointError,
                                checkpoint_allowed_globals)
 from tests.checkpoint_families import FAMILIES, TAU_NORM, digits_config, train_family
+from tests.local_http import serving
 from tests.test_tools import load_tool
 
 # numpy 1.x spellings of the numpy 2 constructors: allowed, never written by this stack
@@ -222,3 +227,107 @@ def test_crafted_checkpoint_runs_with_the_opt_out(kind, crafted, monkeypatch):
     monkeypatch.setenv(TRUSTED_CHECKPOINTS_ENV, '1')
     _entry_point(kind, crafted, monkeypatch)
     assert open(crafted['marker']).read() == 'code ran'
+
+
+# -- by URL: load_from / init_cfg=Pretrained through the Runner, and the package's own files ---
+@pytest.fixture()
+def site(tmp_path, monkeypatch):
+    """A folder served on 127.0.0.1 (see tests/local_http.py), downloads into a temporary
+    torch hub dir."""
+    root = tmp_path / 'site'
+    root.mkdir()
+    with serving(str(root), str(tmp_path / 'torch_home'), monkeypatch) as server:
+        yield SimpleNamespace(root=str(root), url=server.url, server=server)
+
+
+def _by_url(kind: str, crafted: dict, url: str, monkeypatch) -> None:
+    """tools/train.py with the checkpoint at ``url`` as ``load_from`` or as the model's
+    ``init_cfg=dict(type='Pretrained', checkpoint=url)``."""
+    name = f'experiment_name={kind.split()[0]}_url_{crafted["tmp"].name}'
+    config = crafted['config']
+    options = ['--cfg-options', name, 'log_level=WARNING']
+    if kind == 'load_from URL':
+        options.append(f'load_from={url}')
+    else:
+        config = str(crafted['tmp'] / 'pretrained.py')
+        with open(config, 'w') as f:
+            f.write(f"_base_ = [{crafted['config']!r}]\n"
+                    f"model = dict(init_cfg=dict(type='Pretrained', checkpoint={url!r}))\n")
+    run_train_tool(monkeypatch, config, '--work-dir', str(crafted['tmp'] / kind.split()[0]),
+                   '--no-validate', *options)
+
+
+URL_ENTRY_POINTS = ['load_from URL', 'init_cfg=Pretrained URL']
+
+
+@pytest.mark.parametrize('kind', URL_ENTRY_POINTS)
+def test_crafted_checkpoint_by_url_is_refused(kind, crafted, site, monkeypatch):
+    monkeypatch.delenv(TRUSTED_CHECKPOINTS_ENV, raising=False)
+    shutil.copy(crafted['path'], osp.join(site.root, 'epoch_1.pth'))
+    url = f'{site.url}/epoch_1.pth'
+    with pytest.raises(UntrustedCheckpointError, match=r'builtins\.exec') as info:
+        _by_url(kind, crafted, url, monkeypatch)
+    assert TRUSTED_CHECKPOINTS_ENV in str(info.value) and url in str(info.value)
+    assert not osp.exists(crafted['marker'])
+    assert site.server.requests == ['/epoch_1.pth']  # it was fetched, then refused
+
+
+@pytest.mark.parametrize('kind', URL_ENTRY_POINTS)
+def test_crafted_checkpoint_by_url_runs_with_the_opt_out(kind, crafted, site, monkeypatch):
+    """Control: the opt-out loads it by URL, so the refusal kept the file from being written."""
+    monkeypatch.setenv(TRUSTED_CHECKPOINTS_ENV, '1')
+    shutil.copy(crafted['path'], osp.join(site.root, 'epoch_1.pth'))
+    _by_url(kind, crafted, f'{site.url}/epoch_1.pth', monkeypatch)
+    assert open(crafted['marker']).read() == 'code ran'
+
+
+def _assert_same_checkpoint(loaded: dict, saved: dict) -> None:
+    assert loaded['state_dict'].keys() == saved['state_dict'].keys()
+    for key, value in saved['state_dict'].items():
+        torch.testing.assert_close(loaded['state_dict'][key], value, rtol=0, atol=0, msg=key)
+    for key in ('epoch', 'iter', 'lt_class_counts'):
+        assert loaded['meta'].get(key) == saved['meta'].get(key), key
+
+
+def _family_by_url(trained, name, site, tmp_path, monkeypatch) -> None:
+    """The family's checkpoint by URL: the same tensors and meta as on disk, and the same
+    tools/test.py metrics as the local file."""
+    ckpt = checkpoint(trained, name)
+    shutil.copy(ckpt, osp.join(site.root, f'{name}.pth'))
+    url = f'{site.url}/{name}.pth'
+    saved = torch.load(ckpt, map_location='cpu', weights_only=False)
+    _assert_same_checkpoint(CheckpointLoader.load_checkpoint(url, map_location='cpu'), saved)
+    config = digits_config(FAMILIES[name][0], str(tmp_path / f'{name}.py'), FAMILIES[name][1])
+    local = run_test_tool(config, ckpt, str(tmp_path / 'local'), monkeypatch)
+    remote = run_test_tool(config, url, str(tmp_path / 'remote'), monkeypatch)
+    assert remote == local and 'shot/top1' in local
+
+
+@pytest.mark.parametrize('name', FAST_FAMILIES)
+def test_family_checkpoint_loads_by_url(trained, name, site, tmp_path, monkeypatch):
+    _family_by_url(trained, name, site, tmp_path, monkeypatch)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', [n for n in FAMILIES if n not in FAST_FAMILIES])
+def test_family_checkpoint_loads_by_url_slow(trained, name, site, tmp_path, monkeypatch):
+    _family_by_url(trained, name, site, tmp_path, monkeypatch)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name,fmt', [('iem', 'safetensors'), ('mbj', 'pth')])
+def test_released_checkpoint_loads_by_url(trained, name, fmt, site, tmp_path, monkeypatch):
+    """tools/release_checkpoint.py's files by URL give the training checkpoint's metrics."""
+    if fmt == 'safetensors':
+        pytest.importorskip('safetensors')
+    ckpt = checkpoint(trained, name)
+    config = digits_config(FAMILIES[name][0], str(tmp_path / f'{name}.py'), FAMILIES[name][1])
+    released = osp.join(site.root, f'{name}_release.{fmt}')
+    load_tool('tools/release_checkpoint.py').release(config, ckpt, released, fmt)
+    url = f'{site.url}/{name}_release.{fmt}'
+    from_url = CheckpointLoader.load_checkpoint(url, map_location='cpu')
+    local_release = CheckpointLoader.load_checkpoint(released, map_location='cpu')
+    _assert_same_checkpoint(from_url, local_release)
+    local = run_test_tool(config, ckpt, str(tmp_path / 'local'), monkeypatch)
+    remote = run_test_tool(config, url, str(tmp_path / 'remote'), monkeypatch)
+    assert remote == local

@@ -114,7 +114,7 @@ def run_task(task: dict) -> dict:
     """Run one stage (see the module docstring); returns and writes the result."""
     import torch
     from mmengine.config import Config
-    from mmengine.runner import Runner
+    from mmengine.runner import CheckpointLoader, Runner
 
     import lt_plugins  # noqa: F401  (registration, compatibility fixes)
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1')))
@@ -163,9 +163,9 @@ def run_task(task: dict) -> dict:
             runner = Runner.from_cfg(rcfg)
             # load_from is not strict: a reading must fit the trained model
             if task['train'] or (previous and result['train']):
-                if saved is None:
-                    saved = set(torch.load(ckpt, map_location='cpu',
-                                           weights_only=False)['state_dict'])
+                if saved is None:  # weights-only, like every checkpoint load
+                    saved = set(CheckpointLoader.load_checkpoint(
+                        ckpt, map_location='cpu', logger='silent')['state_dict'])
                 expected = set(runner.model.state_dict())
                 if saved != expected:
                     raise ValueError(

@@ -2,7 +2,7 @@
 import hashlib
 import os.path as osp
 import pickle
-from typing import List, Tuple
+from typing import Any, List, Tuple
 
 import numpy as np
 from mmpretrain.datasets.categories import CIFAR10_CATEGORIES, CIFAR100_CATEGORIES
@@ -17,6 +17,104 @@ def _md5(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b''):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class CifarBatchError(pickle.UnpicklingError):
+    """A CIFAR batch file holds something the official files never do."""
+
+
+def _numeric_dtype(*args: Any) -> np.dtype:
+    """``numpy.dtype`` for the unpickler: only dtypes of plain numbers."""
+    dtype = np.dtype(*args)
+    if dtype.hasobject or dtype.kind not in 'biuf':
+        raise CifarBatchError(f'an array of dtype {dtype}')
+    return dtype
+
+
+def _ndarray_reconstruct(subtype: type, shape: Any, dtype: Any) -> np.ndarray:
+    """numpy's array constructor for pickles, for plain ``numpy.ndarray`` only."""
+    if subtype is not np.ndarray:
+        raise CifarBatchError(f'an array of type {subtype!r}')
+    return np.ndarray.__new__(np.ndarray, shape, dtype)
+
+
+def _ndarray_frombuffer(buffer: Any, dtype: Any, shape: Any, order: str) -> np.ndarray:
+    """numpy's array constructor for pickle protocol 5, for arrays of numbers only."""
+    return np.frombuffer(buffer, dtype=_numeric_dtype(dtype)).reshape(shape, order=order)
+
+
+def _latin1_bytes(text: Any, encoding: str = 'latin1') -> bytes:
+    """``_codecs.encode`` as Python 3 pickles ``bytes`` under protocol 2: str -> latin-1."""
+    if not isinstance(text, str) or encoding.replace('-', '').lower() != 'latin1':
+        raise CifarBatchError(f'_codecs.encode of a {type(text).__name__} to {encoding!r}')
+    return text.encode('latin1')
+
+
+class CifarBatchUnpickler(pickle.Unpickler):
+    """Unpickles only what the official CIFAR python-version files contain: dicts, lists,
+    str, bytes, int, and numpy arrays of numbers (rebuilt with numpy's ``_reconstruct``,
+    ``ndarray`` and ``dtype``, or ``_frombuffer`` in a copy pickled with protocol 5, under
+    numpy 1's or 2's module name; the latin-1 ``_codecs.encode`` with which Python 3 writes
+    bytes under protocol 2). Any other global is refused before it is looked up, so a
+    crafted file cannot run code."""
+
+    _ALLOWED = {
+        ('numpy', 'ndarray'): np.ndarray,
+        ('numpy', 'dtype'): _numeric_dtype,
+        ('_codecs', 'encode'): _latin1_bytes,
+    }
+    for _core in ('numpy.core', 'numpy._core'):
+        _ALLOWED[(f'{_core}.multiarray', '_reconstruct')] = _ndarray_reconstruct
+        _ALLOWED[(f'{_core}.numeric', '_frombuffer')] = _ndarray_frombuffer
+    del _core
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED:
+            return self._ALLOWED[(module, name)]
+        raise CifarBatchError(f'{module}.{name}')
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise CifarBatchError('a persistent id')
+
+
+def _check_plain(value: Any, where: str = 'the file') -> None:
+    """Refuse any value but dict / list / str / bytes / int / numeric ndarray."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_plain(key, f'{where}, a key')
+            _check_plain(item, f'{where}[{key!r}]')
+    elif isinstance(value, list):
+        for item in value:
+            _check_plain(item, f'{where}, an item')
+    elif isinstance(value, np.ndarray):
+        if type(value) is not np.ndarray or value.dtype.kind not in 'biuf':
+            raise CifarBatchError(f'{where}: an array of dtype {value.dtype}')
+    elif type(value) not in (str, bytes, int):
+        raise CifarBatchError(f'{where}: a {type(value).__module__}.'
+                              f'{type(value).__qualname__}')
+
+
+def load_cifar_batch(path: str) -> dict:
+    """Read one CIFAR python-version batch (or meta) file without running code from it.
+
+    Raises:
+        CifarBatchError: the file needs or holds anything besides dict, list, str, bytes,
+            int and numeric numpy arrays (named with the file).
+    """
+    try:
+        with open(path, 'rb') as f:
+            entry = CifarBatchUnpickler(f, encoding='latin1').load()
+        if not isinstance(entry, dict):
+            raise CifarBatchError(f'a {type(entry).__name__} at the top, not a dict')
+        _check_plain(entry)
+    except CifarBatchError as err:
+        raise CifarBatchError(
+            f'Refusing to read {path}: unpickling it needs or holds {err}, which the official '
+            'CIFAR python-version files never contain (only dicts, lists, str, bytes, int and '
+            'numpy arrays of numbers), so reading it could run code. Rebuild the file from '
+            'the images as such a dict (`data` uint8 (N, 3072), the label list, `filenames`) '
+            'or download the official archive.') from None
+    return entry
 
 
 @DATASETS.register_module()
@@ -34,7 +132,9 @@ class CIFAR10LT(LongTailedDataset):
     ``data_root`` is the ``cifar-10-batches-py`` folder (``data_batch_1..5``,
     ``test_batch``, ``batches.meta``) or its parent, as for MMPretrain's ``CIFAR10``. Their md5 sums are checked (``verify_md5=True``);
     a losslessly rebuilt copy whose image order differs has other sums: pass
-    ``verify_md5=False``. The drawn subset then is a valid long-tailed split but not
+    ``verify_md5=False``. Either way the files are read by :class:`CifarBatchUnpickler`
+    (only the types the official files contain; anything else is refused, naming the file,
+    so a replaced file cannot run code). The drawn subset then is a valid long-tailed split but not
     byte-identical to the one drawn from the official archive; split files list file names,
     so ``export_split`` / ``split_file`` carry a split between copies.
     """
@@ -74,8 +174,7 @@ class CIFAR10LT(LongTailedDataset):
                 raise ValueError(
                     f'{type(self).__name__}: md5 of {path} differs from the official archive. '
                     'For a rebuilt copy of the files pass verify_md5=False.')
-            with open(path, 'rb') as f:
-                entry = pickle.load(f, encoding='latin1')
+            entry = load_cifar_batch(path)
             images.append(np.asarray(entry['data'], dtype=np.uint8))
             labels.extend(int(x) for x in entry[self.LABEL_KEY])
             names.extend(entry['filenames'])

@@ -23,6 +23,14 @@ def save_feature_npz(path: str, features: np.ndarray, labels: Sequence[Sequence[
              labels_indptr=indptr, **extra)
 
 
+# what to store instead of an object array, by field
+_NPZ_INSTEAD = {
+    'labels': ('the CSR pair `labels_indices` / `labels_indptr` (save_feature_npz writes it '
+               'from per-sample label lists), or a 1-D integer array for one label each'),
+    'ids': 'a string array (np.asarray(ids, dtype=str))',
+}
+
+
 @DATASETS.register_module()
 class FeatureVectorDataset(BaseDataset):
     """Fixed-length feature vectors with one or more labels each (no images, no pipeline maths).
@@ -30,11 +38,12 @@ class FeatureVectorDataset(BaseDataset):
     The vector setting of IEM (Zhu & Yang, CVPR 2020, Sec. 4.3.2, Table 3: YouTube-8M
     video-level features). Two sources, chosen by the file name:
 
-    * ``.npz`` with ``features`` ``(N, D)`` float and the labels as one of: ``labels`` an
-      object array of per-sample label lists; the CSR pair ``labels_indices`` /
-      ``labels_indptr`` (sample ``i`` has ``labels_indices[indptr[i]:indptr[i+1]]``, as
-      :func:`save_feature_npz` writes); or ``labels`` a 1-D integer array (one label each).
-      Optional ``ids``.
+    * ``.npz`` with ``features`` ``(N, D)`` float and the labels as one of: the CSR pair
+      ``labels_indices`` / ``labels_indptr`` (sample ``i`` has
+      ``labels_indices[indptr[i]:indptr[i+1]]``, as :func:`save_feature_npz` writes); or
+      ``labels`` a 1-D integer array (one label each). Optional ``ids`` (a string array).
+      Read without pickle (``allow_pickle=False``): an object array (e.g. ``labels`` as
+      per-sample lists) could run code when read and is refused, naming the field.
     * YouTube-8M **video-level** TFRecords (any other extension; a glob pattern or a list of
       files): each ``tf.train.Example`` holds ``id`` (bytes), ``labels`` (int64 list) and
       float lists named by ``feature_keys`` (default ``mean_rgb`` 1024-d and ``mean_audio``
@@ -116,39 +125,54 @@ class FeatureVectorDataset(BaseDataset):
             files.extend(matched)
         return files
 
+    @staticmethod
+    def _npz_field(data: 'np.lib.npyio.NpzFile', key: str, path: str) -> np.ndarray:
+        """``data[key]`` read without pickle; an object array is refused."""
+        try:
+            return data[key]
+        except ValueError as err:
+            if 'allow_pickle' not in str(err):
+                raise
+            store = _NPZ_INSTEAD.get(key, 'a numeric array')
+            raise ValueError(
+                f'{path}: field `{key}` is an object array, which is read with pickle and could '
+                f'run code from the file; FeatureVectorDataset reads .npz files without '
+                f'pickle. Store `{key}` as {store}.') from None
+
     def _read_npz(self, path: str) -> Tuple[np.ndarray, List[np.ndarray], List[str]]:
-        with np.load(path, allow_pickle=True) as data:
+        with np.load(path, allow_pickle=False) as data:
             if 'features' not in data.files:
                 raise ValueError(f'{path}: no `features` array (fields: {data.files}).')
-            features = np.asarray(data['features'], dtype=np.float32)
+            features = np.asarray(self._npz_field(data, 'features', path), dtype=np.float32)
             if features.ndim != 2:
                 raise ValueError(f'{path}: field `features` has shape {features.shape}; '
                                  'expected (N, D).')
             n = len(features)
             if 'labels_indices' in data.files and 'labels_indptr' in data.files:
-                indices = np.asarray(data['labels_indices'], dtype=np.int64)
-                indptr = np.asarray(data['labels_indptr'], dtype=np.int64)
+                indices = np.asarray(self._npz_field(data, 'labels_indices', path),
+                                     dtype=np.int64)
+                indptr = np.asarray(self._npz_field(data, 'labels_indptr', path),
+                                    dtype=np.int64)
                 if len(indptr) != n + 1 or indptr[0] != 0 or indptr[-1] != len(indices) \
                         or np.any(np.diff(indptr) < 0):
                     raise ValueError(f'{path}: fields `labels_indptr` / `labels_indices` are '
                                      f'not a valid CSR pair for {n} samples.')
                 labels = [indices[indptr[i]:indptr[i + 1]] for i in range(n)]
             elif 'labels' in data.files:
-                raw = data['labels']
-                if raw.dtype == object:
-                    labels = [np.asarray(list(x), dtype=np.int64).reshape(-1) for x in raw]
-                elif raw.ndim == 1 and np.issubdtype(raw.dtype, np.integer):
+                raw = self._npz_field(data, 'labels', path)
+                if raw.ndim == 1 and np.issubdtype(raw.dtype, np.integer):
                     labels = [np.asarray([x], dtype=np.int64) for x in raw]
                 else:
                     raise ValueError(f'{path}: field `labels` of dtype {raw.dtype} and shape '
-                                     f'{raw.shape}: use an object array of label lists, a 1-D '
-                                     'integer array, or labels_indices / labels_indptr.')
+                                     f'{raw.shape}: use a 1-D integer array, or '
+                                     'labels_indices / labels_indptr for label lists.')
                 if len(labels) != n:
                     raise ValueError(f'{path}: {len(labels)} label lists for {n} feature rows.')
             else:
                 raise ValueError(f'{path}: no labels (`labels`, or `labels_indices` + '
                                  f'`labels_indptr`); fields: {data.files}.')
-            ids = ([str(x) for x in data['ids']] if 'ids' in data.files
+            ids = ([str(x) for x in self._npz_field(data, 'ids', path)]
+                   if 'ids' in data.files
                    else [f'{osp.basename(path)}:{i}' for i in range(n)])
         return features, labels, ids
 

@@ -35,17 +35,19 @@ def _dump(path, entry, protocol=pickle.HIGHEST_PROTOCOL):
 
 def write_cifar10(folder, data, labels, names, test_data, test_labels, test_names,
                   protocol=pickle.HIGHEST_PROTOCOL):
-    """``data_batch_1..5`` (10,000 rows each), ``test_batch`` and ``batches.meta``."""
+    """``data_batch_1..5`` (10,000 rows each), ``test_batch`` and ``batches.meta``; labels
+    and names as Python ints and str, as in the official files."""
     os.makedirs(folder, exist_ok=True)
     per = len(labels) // 5
     for b in range(5):
         sl = slice(b * per, (b + 1) * per)
         _dump(osp.join(folder, f'data_batch_{b + 1}'),
-              {'batch_label': f'training batch {b + 1} of 5', 'labels': list(labels[sl]),
-               'data': data[sl], 'filenames': list(names[sl])}, protocol)
+              {'batch_label': f'training batch {b + 1} of 5',
+               'labels': np.asarray(labels[sl]).tolist(), 'data': data[sl],
+               'filenames': np.asarray(names[sl]).tolist()}, protocol)
     _dump(osp.join(folder, 'test_batch'),
-          {'batch_label': 'testing batch 1 of 1', 'labels': list(test_labels),
-           'data': test_data, 'filenames': list(test_names)}, protocol)
+          {'batch_label': 'testing batch 1 of 1', 'labels': np.asarray(test_labels).tolist(),
+           'data': test_data, 'filenames': np.asarray(test_names).tolist()}, protocol)
     _dump(osp.join(folder, 'batches.meta'),
           {'label_names': [str(c) for c in range(10)], 'num_cases_per_batch': per,
            'num_vis': 3072}, protocol)
@@ -56,8 +58,9 @@ def write_cifar100(folder, data, labels, names, test_data, test_labels, test_nam
     for split, d, lab, nm in (('train', data, labels, names),
                               ('test', test_data, test_labels, test_names)):
         _dump(osp.join(folder, split),
-              {'filenames': list(nm), 'batch_label': f'{split} batch', 'fine_labels': list(lab),
-               'coarse_labels': list(np.asarray(lab) // 5), 'data': d})
+              {'filenames': np.asarray(nm).tolist(), 'batch_label': f'{split} batch',
+               'fine_labels': np.asarray(lab).tolist(),
+               'coarse_labels': (np.asarray(lab) // 5).tolist(), 'data': d})
     _dump(osp.join(folder, 'meta'), {'fine_label_names': [str(c) for c in range(100)]})
 
 

@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
+from mmengine.runner import CheckpointLoader
 from torch.nn.modules.batchnorm import _BatchNorm
 
 sys.path.insert(0, osp.join(osp.dirname(__file__), '..', '..'))
@@ -117,7 +118,8 @@ def recompute_bn_stats(model: nn.Module, module: nn.Module, forward: Callable[[o
 def rewrite_checkpoint(src: str, dst: str, model: nn.Module, module_name: str) -> List[str]:
     """Copy ``src`` to ``dst`` with the BatchNorm statistics under ``module_name`` taken from
     ``model``; returns the replaced keys."""
-    ckpt = torch.load(src, map_location='cpu', weights_only=False)
+    # weights-only with lt_plugins' allow-list (LT_PLUGINS_TRUSTED_CHECKPOINTS opts out)
+    ckpt = CheckpointLoader.load_checkpoint(src, map_location='cpu', logger='silent')
     state = ckpt['state_dict'] if 'state_dict' in ckpt else ckpt
     replaced = []
     module = model.get_submodule(module_name)
