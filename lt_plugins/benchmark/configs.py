@@ -1,7 +1,7 @@
 """Build the mmengine config of one benchmark stage on any dataset of :mod:`.datasets`."""
 import copy
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 from .arms import Stage
 from .datasets import REPO, DatasetSpec
@@ -74,8 +74,9 @@ def _scale_lr(cfg, spec: DatasetSpec) -> None:
 def build_stage_config(stage: Stage, spec: DatasetSpec, schedule: str, seed: int,
                        work_dir: str, load_from: Optional[str] = None,
                        quick_indices: Optional[Dict[str, List[int]]] = None,
-                       device: str = 'cpu', amp: bool = False,
-                       feature_cache: int = 0):
+                       device: str = 'cpu', amp: Optional[bool] = None,
+                       feature_cache: int = 0, channels_last: Optional[bool] = None,
+                       compile: Union[bool, dict, None] = None):
     """The full config of ``stage`` (template + dataset + overrides + runtime).
 
     Args:
@@ -88,9 +89,14 @@ def build_stage_config(stage: Stage, spec: DatasetSpec, schedule: str, seed: int
         quick_indices: per loader, the images of the quick mode (1 epoch).
         device: ``'cpu'`` or ``'cuda'``.
         amp: mixed precision (``AmpOptimWrapper``, float16, on CUDA;
-            ``AutocastOptimWrapper``, bfloat16, on CPU).
+            ``AutocastOptimWrapper``, bfloat16, on CPU); ``None``: on with CUDA, and on a
+            CPU where it computes bfloat16 natively (the config's ``fast_path``, see
+            ``lt_plugins/engine/fast_path.py``); ``True`` on a CPU without is refused.
         feature_cache: views of a FeatureCacheHook on a cacheable stage (0: none).
+        channels_last, compile: ``fast_path.channels_last`` / ``fast_path.compile``
+            (``None``: the config's, channels-last on CPU and compile off by default).
     """
+    from lt_plugins.engine.fast_path import fast_path_from_flags
     from mmengine.config import Config
     cfg = Config.fromfile(template_path(stage, schedule))
     _set_dataset(cfg, spec)
@@ -134,13 +140,11 @@ def build_stage_config(stage: Stage, spec: DatasetSpec, schedule: str, seed: int
         'load_from': load_from,
         'resume': False,
     })
-    if amp:   # memory banks are float32 buffers / parameters: autocast leaves them so
-        wrapper = dict(cfg.optim_wrapper)
-        if device == 'cuda':
-            wrapper.update(type='AmpOptimWrapper', dtype='float16', loss_scale='dynamic')
-        else:     # mmengine's AmpOptimWrapper refuses the CPU
-            wrapper.update(type='AutocastOptimWrapper', dtype='bfloat16', device_type='cpu')
-        cfg['optim_wrapper'] = wrapper
+    if amp is None and device == 'cuda':
+        amp = True               # the GPU mode has always trained with AMP
+    # the Runner applies it (memory banks stay float32 buffers / parameters under autocast)
+    cfg['fast_path'] = fast_path_from_flags(amp, channels_last, compile,
+                                            base=cfg.get('fast_path'))
     return cfg
 
 

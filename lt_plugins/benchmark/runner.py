@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 from .arms import Arm, Stage
 from .configs import build_stage_config, checkpoint_of, resolve
@@ -107,7 +107,9 @@ class BenchmarkRunner:
         jobs: parallel worker processes (0: run the stages in this process, one after
             another, without pinning; the tests use it).
         device: ``'cpu'`` or ``'cuda'`` (every job shares the one GPU).
-        amp: mixed precision.
+        amp: mixed precision (``None``: the fast path's choice, see
+            :func:`~.configs.build_stage_config`).
+        channels_last, compile: the fast path's other parts (``None``: config default).
         quick: 1 epoch on a few hundred images per split (smoke test).
         force: re-run stages whose result exists.
         feature_cache: FeatureCacheHook views on the cacheable (frozen-backbone) stages.
@@ -115,8 +117,10 @@ class BenchmarkRunner:
     """
 
     def __init__(self, spec: DatasetSpec, schedule: str, work_dir: str, jobs: int = 1,
-                 device: str = 'cpu', amp: bool = False, quick: bool = False,
-                 force: bool = False, feature_cache: int = 0, log=print) -> None:
+                 device: str = 'cpu', amp: Optional[bool] = None, quick: bool = False,
+                 force: bool = False, feature_cache: int = 0, log=print,
+                 channels_last: Optional[bool] = None,
+                 compile: Union[bool, dict, None] = None) -> None:
         if jobs < 0:
             raise ValueError(f'--jobs must be >= 0 (0: every stage in this process, one after '
                              f'another), got {jobs}')
@@ -125,6 +129,7 @@ class BenchmarkRunner:
         self.spec, self.schedule, self.jobs = spec, schedule, jobs
         self.device, self.amp, self.quick, self.force = device, amp, quick, force
         self.feature_cache = feature_cache
+        self.channels_last, self.compile = channels_last, compile
         self.root = run_root(work_dir, spec, schedule, quick)
         self.log = log
         self._indices = None
@@ -172,7 +177,8 @@ class BenchmarkRunner:
         cfg = build_stage_config(task.stage, self.spec, self.schedule, task.seed,
                                  osp.abspath(task.dir), load_from,
                                  self._indices if self.quick else None, self.device,
-                                 self.amp, self.feature_cache)
+                                 self.amp, self.feature_cache, self.channels_last,
+                                 self.compile)
         cfg_path = osp.join(task.dir, 'config.py')
         cfg.dump(cfg_path)
         names = task.readings or list(task.stage.readings)[:1]

@@ -386,14 +386,24 @@ def test_pack_round_trip_holds_the_same_images_in_memory(tmp_path):
     assert not osp.exists(str(tmp_path / 'x.npz'))
 
 
-def test_amp_quick_run_on_cpu_keeps_the_memory_bank_in_float32(tmp_path):
+def test_amp_quick_run_on_cpu_keeps_the_memory_bank_in_float32(tmp_path, monkeypatch):
     import torch
+
+    from lt_plugins.engine import fast_path
+    monkeypatch.setattr(fast_path, '_cpu_flags', lambda: frozenset())
+    with pytest.raises(RuntimeError, match='no native bfloat16'):   # asked for, not there
+        _run(['--dataset', 'digits-lt', '--quick', '--jobs', '0', '--amp',
+              '--methods', 'mbj-paper', '--work-dir', str(tmp_path)])
+    # a CPU with native bfloat16 (simulated; the stages run in this process)
+    monkeypatch.setattr(fast_path, '_cpu_flags', lambda: frozenset(['avx512_bf16']))
     summary = _run(['--dataset', 'digits-lt', '--quick', '--jobs', '0', '--amp',
                     '--methods', 'mbj-paper', '--work-dir', str(tmp_path)])
-    assert summary['amp'] and 'mbj-paper' in summary['arms']
+    assert summary['amp'] and summary['channels_last'] and 'mbj-paper' in summary['arms']
     root = osp.join(str(tmp_path), 'digits-lt-imb_factor25', 'cpu-quick', 's0')
     cfg = open(osp.join(root, 'ce', 'mbj-paper', 'config.py')).read()
-    assert "type='AutocastOptimWrapper'" in cfg and "dtype='bfloat16'" in cfg
+    assert "fast_path = dict(amp=True, channels_last='auto', compile=False)" in cfg
+    log = open(glob.glob(osp.join(root, 'ce', 'mbj-paper', '*', '*.log'))[0]).read()
+    assert 'fast path on cpu: bfloat16 autocast on, channels-last on' in log
     state = torch.load(osp.join(root, 'ce', 'mbj-paper', 'epoch_1.pth'), map_location='cpu',
                        weights_only=False)['state_dict']
     feats = state['head.memory.feats']

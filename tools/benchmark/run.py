@@ -38,6 +38,7 @@ from lt_plugins.benchmark import (ARMS, BenchmarkRunner, get_dataset_spec,  # no
 from lt_plugins.benchmark.arms import SCREENS  # noqa: E402
 from lt_plugins.benchmark.datasets import DATASET_SPECS  # noqa: E402
 from lt_plugins.benchmark.report import write_summary  # noqa: E402
+from lt_plugins.engine.fast_path import fast_path_from_flags, resolve_fast_path  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,8 +56,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     amp = p.add_mutually_exclusive_group()
     amp.add_argument('--amp', dest='amp', action='store_true', default=None,
-                     help='mixed precision (default: on with --device cuda)')
+                     help='mixed precision (default: on with --device cuda, and on a CPU '
+                     'with native bfloat16; refused on a CPU without)')
     amp.add_argument('--no-amp', dest='amp', action='store_false')
+    p.add_argument('--no-channels-last', dest='channels_last', action='store_false',
+                   default=None, help='keep the backbone NCHW (default: channels-last on CPU)')
+    p.add_argument('--compile', action='store_true', default=None,
+                   help='torch.compile the backbone of every stage')
     p.add_argument('--quick', action='store_true',
                    help='1 epoch on a few hundred images per split: a smoke test')
     p.add_argument('--force', action='store_true', help='re-run stages whose result exists')
@@ -164,10 +170,14 @@ def main(argv=None) -> dict:
     arms = select_arms(args.methods)
     if args.mbj_probe is not None and ARMS['ce'] not in arms:
         arms.append(ARMS['ce'])           # the probe reads the CE checkpoints
-    amp = (args.device == 'cuda') if args.amp is None else args.amp
-    runner = BenchmarkRunner(spec, args.schedule, args.work_dir, args.jobs, args.device, amp,
-                             args.quick, args.force, args.feature_cache,
-                             log=lambda s: print(time.strftime('%H:%M:%S'), s, flush=True))
+    fast = resolve_fast_path(fast_path_from_flags(
+        True if args.amp is None and args.device == 'cuda' else args.amp,
+        args.channels_last, args.compile), args.device)     # refuses --amp without bfloat16
+    amp = fast.amp
+    runner = BenchmarkRunner(spec, args.schedule, args.work_dir, args.jobs, args.device,
+                             args.amp, args.quick, args.force, args.feature_cache,
+                             log=lambda s: print(time.strftime('%H:%M:%S'), s, flush=True),
+                             channels_last=args.channels_last, compile=args.compile)
     tasks = plan(arms, args.seeds, runner.root)
     print(f'{spec.tag}: {len(arms)} arms x {len(args.seeds)} seeds = {len(tasks)} stages '
           f'({args.schedule} schedule{", quick" if args.quick else ""}, {args.jobs} jobs, '
@@ -181,7 +191,8 @@ def main(argv=None) -> dict:
     summary.update(dataset=spec.tag, dataset_args={k: v for k, v in spec.kwargs.items()
                                                    if k != 'data_root'},
                    schedule=args.schedule, quick=args.quick, seeds=args.seeds,
-                   device=args.device, amp=amp, jobs=args.jobs, run_wall_s=stats['wall_s'],
+                   device=args.device, amp=amp, channels_last=fast.channels_last,
+                   compiled=fast.compile is not None, jobs=args.jobs, run_wall_s=stats['wall_s'],
                    failed_stages=stats['failed'])
     out_dir = args.out or runner.root
     os.makedirs(out_dir, exist_ok=True)
