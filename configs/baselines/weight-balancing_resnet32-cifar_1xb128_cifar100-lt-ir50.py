@@ -1,10 +1,10 @@
-# Weight balancing (Alshammari et al., CVPR 2022), stage 2, ResNet-32, CIFAR-100-LT IR50: the stage-1
-# model of weight-balancing-stage1_resnet32-cifar_1xb128_cifar100-lt-ir50.py with its backbone frozen and its
-# classifier (kept, not re-initialised) fine-tuned 10 epochs with the class-balanced loss
-# (effective number, beta 0.9999), weight decay 0.1 and the MaxNorm constraint (MaxNormHook:
-# rows projected after every step onto the ball of radius min + 0.1 * (max - min) of the
-# stage-1 row norms), SGD lr 0.02 for batch 128 (the paper: 0.01 at batch 64), momentum 0.9, cosine; the paper's
-# second stage. Instance-balanced sampling (the loss balances).
+# Weight balancing (Alshammari et al., CVPR 2022), stage 2, ResNet-32, CIFAR-100-LT IR50: the
+# stage-1 model of weight-balancing-stage1_resnet32-cifar_1xb128_cifar100-lt-ir50.py with its
+# backbone frozen and its classifier (kept, not re-initialised) fine-tuned 10 epochs with the
+# class-balanced loss (effective number, beta 0.9999), weight decay 0.1 and the MaxNorm constraint
+# (MaxNormHook: rows projected after every step onto the ball of radius min + 0.1 * (max - min) of
+# the stage-1 row norms), SGD lr 0.02 for batch 128 (the paper: 0.01 at batch 64), momentum 0.9,
+# cosine; the paper's second stage. Instance-balanced sampling (the loss balances).
 _base_ = ['./weight-balancing-stage1_resnet32-cifar_1xb128_cifar100-lt-ir50.py']
 
 model = dict(

@@ -1,12 +1,12 @@
 # Balanced Softmax classifier kept + IEM memory read (ComposedClsHead), ResNet-32, CIFAR-10-LT
 # IR100, after the paper-schedule Balanced Softmax model. As ldam-drw-iem-read_*.py: the whole
-# stage-1 model is loaded (`reinit_head=False`; its LinearClsHead, Balanced Softmax loss and
-# class counts included, lands in `head.classifier`), the backbone stays frozen and the lr is 0,
-# and 2 epochs of class-balanced training steps only fill the EpisodicMemoryReader. At inference
-# the classifier's softmax is averaged with the memory read (IEM Eq. 1-2); choose
-# `inference_read` / `inference_weights` on the validation split (benchmark arm
-# `balanced-softmax+iem`; weights 1.0 / 0.0 reproduce Balanced Softmax exactly, its control).
-# Run `configs/baselines/balanced-softmax_resnet32-cifar_1xb128_cifar10-lt-ir100.py` first.
+# stage-1 model is loaded (`reinit_head=False`; its LinearClsHead, Balanced Softmax loss and class
+# counts included, lands in `head.classifier`), the backbone stays frozen and the lr is 0, and 2
+# epochs of class-balanced training steps only fill the EpisodicMemoryReader. At inference the
+# classifier's softmax is averaged with the memory read (IEM Eq. 1-2); choose `inference_read` /
+# `inference_weights` on the validation split (benchmark arm `balanced-softmax+iem`; weights 1.0 /
+# 0.0 reproduce Balanced Softmax exactly, its control). Run
+# `configs/baselines/balanced-softmax_resnet32-cifar_1xb128_cifar10-lt-ir100.py` first.
 _base_ = ['./crt-iem-read_resnet32-cifar_1xb128_cifar10-lt-ir100.py']
 
 model = dict(
