@@ -42,19 +42,24 @@ def checked_class_counts(counts, who: str, why: str = '') -> torch.Tensor:
     return counts
 
 
-def class_prior(counts) -> torch.Tensor:
-    """Training prior ``pi_c = n_c / sum_j n_j`` as ``(C,)`` float64 (no check on zeros)."""
+def class_prior(counts, check: bool = True) -> torch.Tensor:
+    """Training prior ``pi_c = n_c / sum_j n_j`` as ``(C,)`` float64 on the counts' device.
+
+    ``check=False`` skips the test for empty counts (it reads a value, a device sync on GPU):
+    for counts a :class:`ClassCountsModule` has already checked when they arrived.
+    """
     counts = torch.as_tensor(counts).reshape(-1).to(torch.float64)
-    total = counts.sum()
-    if counts.numel() == 0 or total <= 0:
+    if check and (counts.numel() == 0 or float(counts.sum()) <= 0):
         raise ValueError('class_prior: the class counts are empty or sum to 0.')
-    return counts / total
+    return counts / counts.sum()
 
 
-def log_class_prior(counts) -> torch.Tensor:
-    """``log pi_c`` as ``(C,)`` float32, computed in float64 (every ``n_c`` must be >= 1)."""
-    counts = checked_class_counts(counts, 'log_class_prior', 'their log-prior is -inf')
-    return class_prior(counts).log().float()
+def log_class_prior(counts, check: bool = True) -> torch.Tensor:
+    """``log pi_c`` as ``(C,)`` float32, computed in float64; every ``n_c`` must be >= 1
+    (checked unless ``check=False``, see :func:`class_prior`)."""
+    if check:
+        counts = checked_class_counts(counts, 'log_class_prior', 'their log-prior is -inf')
+    return class_prior(counts, check=False).log().float()
 
 
 class ClassCountsModule(nn.Module):

@@ -80,7 +80,8 @@ class LogitAdjustedLoss(ClassCountsModule):
 
     def logit_offset(self, num_classes: int) -> torch.Tensor:
         """``(C,)`` what is added to the logits in training: ``tau * log pi``."""
-        return self.tau * log_class_prior(self.require_counts(num_classes))
+        # the counts were checked (all >= 1) when they arrived: no device sync here
+        return self.tau * log_class_prior(self.require_counts(num_classes), check=False)
 
     def adjusted_logits(self, cls_score: torch.Tensor) -> torch.Tensor:
         """The logits the loss sees, ``z + offset`` (float32)."""
