@@ -30,9 +30,18 @@ FAMILIES = {
             'neck=dict(feat_size=(4, 4))', None),
     'afa-crt': ('configs/afa/afa-crt_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu.py',
                 'neck=dict(feat_size=(4, 4))', 'afa'),
+    # a loss with a class-counts buffer; weight balancing's stage 2 (MaxNorm radius in meta)
+    'balanced-softmax': ('configs/baselines/balanced-softmax_resnet32-cifar_1xb128_cifar10-lt'
+                         '-ir100-cpu.py', '', None),
+    'wb1': ('configs/baselines/weight-balancing-stage1_resnet32-cifar_1xb128_cifar10-lt-ir100'
+            '-cpu.py', '', None),
+    'wb2': ('configs/baselines/weight-balancing_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu.py',
+            '', 'wb1'),
 }
 # post-hoc, no training: evaluated on the CE checkpoint
 TAU_NORM = 'configs/baselines/taunorm_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu.py'
+LA_POSTHOC = ('configs/baselines/logit-adjust-posthoc_resnet32-cifar_1xb128_cifar10-lt-ir100'
+              '-cpu.py')
 
 _DIGITS = """
 data_preprocessor = dict(num_classes=10, mean=[78.0], std=[96.0])

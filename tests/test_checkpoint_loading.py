@@ -20,7 +20,8 @@ from mmengine.runner import CheckpointLoader, Runner
 import lt_plugins  # noqa: F401  (registration, compatibility fixes)
 from lt_plugins.compat import (TRUSTED_CHECKPOINTS_ENV, UntrustedCheckpointError,
                                checkpoint_allowed_globals)
-from tests.checkpoint_families import FAMILIES, TAU_NORM, digits_config, train_family
+from tests.checkpoint_families import (FAMILIES, LA_POSTHOC, TAU_NORM, digits_config,
+                                       train_family)
 from tests.local_http import serving
 from tests.test_tools import load_tool
 
@@ -126,6 +127,22 @@ def test_tau_norm_tests_on_the_ce_checkpoint(trained, tmp_path, monkeypatch):
     config = digits_config(TAU_NORM, str(tmp_path / 'taunorm.py'))
     metrics = run_test_tool(config, checkpoint(trained, 'ce'), str(tmp_path), monkeypatch)
     assert 0 <= metrics['shot/top1'] <= 100
+
+
+@pytest.mark.slow
+def test_post_hoc_logit_adjustment_tests_on_the_ce_checkpoint(trained, tmp_path, monkeypatch):
+    """tools/test.py refuses a checkpoint with missing keys: the CE checkpoint has no counts
+    of the post-hoc part, which takes them from the checkpoint meta instead. tau 0 is CE."""
+    ce = checkpoint(trained, 'ce')
+    base = run_test_tool(digits_config(FAMILIES['ce'][0], str(tmp_path / 'ce.py')), ce,
+                         str(tmp_path / 'ce'), monkeypatch)
+    read = {}
+    for tau in (0.0, 1.0):
+        config = digits_config(LA_POSTHOC, str(tmp_path / f'la{tau:g}.py'),
+                               f'head=dict(logit_adjustment=dict(tau={tau}))')
+        read[tau] = run_test_tool(config, ce, str(tmp_path / f'la{tau:g}'), monkeypatch)
+    assert read[0.0]['shot/top1'] == pytest.approx(base['shot/top1'])
+    assert 0 <= read[1.0]['shot/top1'] <= 100
 
 
 def test_refusal_names_the_type_and_the_opt_out(tmp_path):

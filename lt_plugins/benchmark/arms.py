@@ -695,3 +695,74 @@ _register_stg_chain('ldam-drw+stg-sgd', LDAM_STG2, _SGD3, ('lam0.5', 'crt'), tag
 SCREENS['compose-ldam'] = ('crt', 'ldam-drw', 'ldam-drw+crt', 'ldam-drw+crt+iem', 'ldam-drw+iem',
                            'ldam-drw+mbj', 'ldam-drw+stg-crt', 'ldam-drw+stg',
                            'ldam-drw+stg-paper', 'ldam-drw+stg-sgd-crt', 'ldam-drw+stg-sgd')
+
+# --------------------------------------------------------------------------- issue 35
+# The baselines a practitioner reaches for first (configs/baselines/): Balanced Softmax and
+# the logit-adjusted loss (the CE recipe with another loss), post-hoc logit adjustment of the
+# CE model (no training: tau chosen on val from a grid, as tau-norm's), weight balancing (CE
+# with weight decay 5e-3, then the classifier fine-tuned with the class-balanced loss, weight
+# decay and MaxNorm) and its stage 1 alone.
+BS_STAGE = Stage('balanced-softmax', BASE.replace('{m}', 'balanced-softmax'))
+register_arm(Arm('balanced-softmax', 'Balanced Softmax', BS_STAGE, 'baseline',
+                 'CE on logits + log n_c (Ren et al. 2020)'))
+register_arm(Arm('logit-adjust', 'Logit adjustment', Stage(
+    'logit-adjust', BASE.replace('{m}', 'logit-adjust')), 'baseline',
+    'CE on logits + tau log pi_c, tau 1 (Menon et al. 2021)'))
+LA_TAU_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)   # tau 0 reads the CE model as it is
+register_arm(Arm('logit-adjust-posthoc', 'Post-hoc LA', Stage(
+    'logit-adjust-posthoc', BASE.replace('{m}', 'logit-adjust-posthoc'), parent=CE,
+    train=False, readings={f'tau{t:g}': {'model.head.logit_adjustment.tau': t}
+                           for t in LA_TAU_GRID}), 'baseline',
+    'CE logits - tau log pi_c at inference, tau chosen on val'))
+WB1 = Stage('weight-balancing-stage1', BASE.replace('{m}', 'weight-balancing-stage1'))
+register_arm(Arm('weight-balancing-stage1', 'Weight balancing', WB1, 'variant',
+                 'CE with weight decay 5e-3, lr 0.02 (weight balancing, stage 1 alone)'))
+register_arm(Arm('weight-balancing', 'Weight balancing', Stage(
+    'weight-balancing', BASE.replace('{m}', 'weight-balancing'), parent=WB1), 'baseline',
+    'WD-tuned CE, then classifier fine-tuned: class-balanced loss, WD 0.1, MaxNorm '
+    '(Alshammari et al. 2022)'))
+SCREENS['lt-baselines'] = ('ce', 'crt', 'balanced-softmax', 'logit-adjust',
+                           'logit-adjust-posthoc', 'weight-balancing-stage1', 'weight-balancing')
+
+# The four methods' parts on a Balanced Softmax model, each with the same recipe without the
+# part as its control (issue 35; as compose-ldam on LDAM-DRW):
+# * MBJ's memory term: MBJ's validation-chosen reading on CE (frozen backbone, classifier
+#   kept, 50 * C slots, eta 5), the batch loss staying Balanced Softmax; control: the same 10
+#   epochs without memory.
+# * IEM's memory read: the model kept whole, lr 0, 2 epochs of memory writes; the reads chosen
+#   on val; control: the 'classifier-only' reading of the same run (= Balanced Softmax).
+# * STG's stage 3 (stages 2-3 of STG's recommended chain: median split, lambda 0.5, SGD) with
+#   the stage-3 loss itself Balanced Softmax on instance-balanced batches (no class-balanced
+#   sampling on top of a balanced loss); control: the same stage 3 without augmentation.
+_BS_LOSS = {'model.head.loss': dict(type='BalancedSoftmaxLoss')}
+_BS_MBJ = dict(_MBJ_BASE, **_FROZEN, **_BS_LOSS, **{
+    'model.head.memory.size': _num_classes_times(50), 'model.head.eta': 5.0})
+register_arm(Arm('balanced-softmax+mbj', 'Composed', Stage(
+    'mbj-frozen-size50C-eta5-bs', MBJ, dict(_BS_MBJ), parent=BS_STAGE), 'variant',
+    'Balanced Softmax, then MBJ on the frozen backbone (classifier kept, 50 * C slots, eta 5, '
+    'batch loss Balanced Softmax)'))
+register_arm(Arm('balanced-softmax-ft-frozen', 'Composed', Stage(
+    'ft-frozen-bs', MBJ, dict(_BS_MBJ, **{'model.head.memory_enabled': False,
+                                          'custom_hooks': [dict(type='ClassCountsHook')]}),
+    parent=BS_STAGE), 'control',
+    'Balanced Softmax, then the same 10 epochs on the frozen backbone without memory',
+    control_of='balanced-softmax+mbj'))
+COMPOSE_BS_IEM = ('configs/compose/balanced-softmax-iem-read_resnet32-cifar_1xb128_cifar10-lt-'
+                  'ir100{s}.py')
+BS_IEM = Stage('iem-read-keep', COMPOSE_BS_IEM, parent=BS_STAGE, readings=dict(_READS))
+register_arm(Arm('balanced-softmax+iem', 'Composed', BS_IEM, 'variant',
+                 'Balanced Softmax, classifier kept, plus an IEM memory read (read and weights '
+                 'chosen on val)', readings=('default', 'keys', 'keys-0.8')))
+register_arm(Arm('balanced-softmax+iem-classifier-only', 'Composed', BS_IEM, 'control',
+                 'the same run read by its classifier alone (= Balanced Softmax)',
+                 readings=('classifier-only', ), control_of='balanced-softmax+iem'))
+BS_STG2 = Stage('stg-stage2-median', STG.replace('{n}', '2'), dict(_MEDIAN), parent=BS_STAGE,
+                cacheable=True)
+_register_stg_chain('balanced-softmax+stg', BS_STG2, dict(
+    _MEDIAN, **_SGD3, **_BS_LOSS,
+    **{'train_dataloader.sampler': dict(type='DefaultSampler', shuffle=True)}),
+    ('lam0.5', 'crt'), tag='-sgd-bs', method='Composed')
+SCREENS['compose-balanced-softmax'] = (
+    'crt', 'balanced-softmax', 'balanced-softmax+mbj', 'balanced-softmax-ft-frozen',
+    'balanced-softmax+iem', 'balanced-softmax+iem-classifier-only', 'balanced-softmax+stg',
+    'balanced-softmax+stg-crt')

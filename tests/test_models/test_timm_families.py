@@ -40,6 +40,11 @@ CONFIGS = {
     'stg': 'stg/stg-stage2_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu.py',
     'stg3': 'stg/stg-stage3_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu.py',
     'afa': 'afa/afa_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu.py',
+    'balanced-softmax': 'baselines/balanced-softmax_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu.py',
+    'logit-adjust': 'baselines/logit-adjust_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu.py',
+    'weight-balancing': 'baselines/weight-balancing_resnet32-cifar_1xb128_cifar10-lt-ir100-cpu.py',
+    'logit-adjust-posthoc': ('baselines/logit-adjust-posthoc_resnet32-cifar_1xb128_cifar10-lt-ir100'
+                             '-cpu.py'),
 }
 METHODS = ['ce', 'mbj', 'iem', 'stg', 'afa']
 LABELS = [0, 0, 0, 9]  # STG stage 2 learns from head classes with >= 2 other samples
@@ -110,3 +115,29 @@ def test_method_builds_and_trains_a_step(family, method):
             model.eval()
             feats = model.extract_feat(torch.zeros(2, 3, 32, 32))
         assert feats[-1].shape[-1] == head_in
+
+
+@pytest.mark.parametrize('family', list(FAMILIES))
+def test_issue35_baselines_on_any_family_by_model_name_alone(family):
+    """Balanced Softmax, the logit-adjusted loss and weight balancing's stage 2 (the stage-1
+    classifier kept, its backbone frozen) take a step; post-hoc logit adjustment predicts
+    softmax(logits - log pi) of its classifier."""
+    torch.manual_seed(0)
+    for method in ('balanced-softmax', 'logit-adjust', 'weight-balancing'):
+        cfg = _config(method, family)
+        model = _build(cfg)
+        _step(model, cfg)
+        if method == 'weight-balancing':
+            trainable = {n.split('.')[0] for n, p in model.named_parameters() if p.requires_grad}
+            assert trainable == {'head'}
+    cfg = _config('logit-adjust-posthoc', family)
+    model = _build(cfg).eval()
+    images = torch.rand(2, 3, 32, 32) * 255
+    scores = torch.stack([p.pred_score for p in model.predict(model.data_preprocessor(
+        dict(inputs=images), False)['inputs'])])
+    with torch.no_grad():
+        x = model.extract_feat(model.data_preprocessor(dict(inputs=images), False)['inputs'],
+                               stage='pre_logits')
+        logits = model.head.classify(x)
+    ref = torch.softmax(logits - torch.log(COUNTS.double() / COUNTS.sum()).float(), dim=1)
+    torch.testing.assert_close(scores, ref)

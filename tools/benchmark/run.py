@@ -89,8 +89,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def list_arms() -> str:
     width = max(len(a) for a in ARMS) + 2
-    lines = [f'{"arm":<{width}}{"method":<12}{"kind":<13}{"default":<9}stages'] + [
-        f'{a.name:<{width}}{a.method:<12}{a.kind:<13}{"yes" if a.default else "":<9}'
+    mwidth = max(len(a.method) for a in ARMS.values()) + 2
+    lines = [f'{"arm":<{width}}{"method":<{mwidth}}{"kind":<13}{"default":<9}stages'] + [
+        f'{a.name:<{width}}{a.method:<{mwidth}}{a.kind:<13}{"yes" if a.default else "":<9}'
         f'{a.stage.key}' + (f'  (control of {a.control_of})' if a.control_of else '')
         for a in ARMS.values()]
     lines += [f'screen {k}: {" ".join(v)}' for k, v in SCREENS.items()]

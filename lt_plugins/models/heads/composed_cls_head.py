@@ -1,5 +1,5 @@
 """A classification head composed of parts: a classifier, an MBJ memory term, a memory reader,
-a feature generator."""
+a feature generator, a post-hoc logit adjustment."""
 import copy
 from typing import List, Optional, Sequence, Tuple
 
@@ -37,6 +37,11 @@ class ComposedClsHead(BaseModule):
       representation; the decoupled classifiers keep ``head.generator.*`` of that checkpoint
       while they re-initialise the classifier (:attr:`stage_carried_keys`). Token choice by
       prototype only (``token_source='classifier'`` stays with ``STGClsHead``).
+    * ``logit_adjustment`` (optional): a
+      :class:`~lt_plugins.models.parts.PostHocLogitAdjustment` config; inference only: the
+      classifier's logits become ``z - tau log pi`` (Menon et al. 2021, Eq. 9) before they are
+      predicted from (or, with a memory reader, averaged with its read). Training never sees
+      it, so any trained single-classifier checkpoint can be read this way.
 
     ``num_classes`` and ``in_channels`` are filled into every part. Data flow as in DESIGN.md:
     features -> (generator, training only) -> classifier logits + loss; the parts own their
@@ -57,6 +62,8 @@ class ComposedClsHead(BaseModule):
             ``num_classes`` filled in). Defaults to None.
         generator (dict, optional): ``STGFeatureGenerator`` config (``in_channels``/
             ``num_classes`` filled in). Defaults to None.
+        logit_adjustment (dict, optional): ``PostHocLogitAdjustment`` config (``tau``;
+            ``num_classes`` filled in). Defaults to None.
         init_cfg (dict, optional): Defaults to None (each part initialises itself).
     """
 
@@ -67,6 +74,7 @@ class ComposedClsHead(BaseModule):
                  memory_term: Optional[dict] = None,
                  memory_reader: Optional[dict] = None,
                  generator: Optional[dict] = None,
+                 logit_adjustment: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_classes is None or int(num_classes) < 1:
@@ -104,6 +112,11 @@ class ComposedClsHead(BaseModule):
                     'linear classifier carried through the STG stage-2 checkpoint; only '
                     "STGClsHead does that. Use token_source='prototype' here.")
             self.generator = MODELS.build(cfg)
+        self.logit_adjustment = None
+        if logit_adjustment is not None:
+            self.logit_adjustment = MODELS.build(self._fill(
+                dict(dict(type='PostHocLogitAdjustment'), **logit_adjustment),
+                'logit_adjustment', None))
         self._register_load_state_dict_pre_hook(self._plain_head_keys)
 
     @property
@@ -118,9 +131,12 @@ class ComposedClsHead(BaseModule):
         stage 2's ``STGGeneratorHead``) is one, so cRT still re-initialises the classifier."""
         return self.generator is not None and f'{prefix}generator.aug_seed' not in state_dict
 
-    def _fill(self, cfg: dict, field: str, dim_key: str) -> dict:
+    def _fill(self, cfg: dict, field: str, dim_key: Optional[str]) -> dict:
         cfg = copy.deepcopy(cfg)
-        for key, value in (('num_classes', self.num_classes), (dim_key, self.in_channels)):
+        pairs = [('num_classes', self.num_classes)]
+        if dim_key is not None:
+            pairs.append((dim_key, self.in_channels))
+        for key, value in pairs:
             if cfg.setdefault(key, value) != value:
                 raise ValueError(f'ComposedClsHead: {field}.{key}={cfg[key]} differs from the '
                                  f'head\'s {value}; drop it from `{field}`.')
@@ -186,9 +202,12 @@ class ComposedClsHead(BaseModule):
     # -- predict ------------------------------------------------------------------------------
     @torch.no_grad()
     def scores(self, feats: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, bool]:
-        """``(scores, are_probabilities)``: the reader's averaged scores, or the logits."""
+        """``(scores, are_probabilities)``: the reader's averaged scores, or the logits (both
+        from the post-hoc adjusted logits when a ``logit_adjustment`` is attached)."""
         x = self.pre_logits(feats)
         logits = self.classify(x)
+        if self.logit_adjustment is not None:
+            logits = self.logit_adjustment(logits)
         if self.memory_reader is None:
             return logits, False
         return self.memory_reader.scores(x, logits), True

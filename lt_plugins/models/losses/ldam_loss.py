@@ -2,24 +2,16 @@
 from typing import Optional, Sequence
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
-from .count_buffers import size_empty_buffers_from
+from .count_buffers import ClassCountsModule, checked_class_counts
+
+_ZERO = 'their LDAM margin C / n^(1/4) and DRW weight (1 - beta) / (1 - beta^n) are infinite'
 
 
 def _checked_counts(counts, who: str) -> torch.Tensor:
-    counts = torch.as_tensor(counts, dtype=torch.long).reshape(-1)
-    if counts.numel() == 0:
-        raise ValueError(f'{who}: empty class counts.')
-    empty = (counts <= 0).nonzero(as_tuple=True)[0]
-    if empty.numel():
-        raise ValueError(
-            f'{who}: classes {empty.tolist()[:10]} have no training samples, so their LDAM '
-            'margin C / n^(1/4) and DRW weight (1 - beta) / (1 - beta^n) are infinite. Remove '
-            'these classes from the training set or pass `class_counts=[...]` with counts >= 1.')
-    return counts
+    return checked_class_counts(counts, who, _ZERO)
 
 
 def ldam_margins(class_counts: torch.Tensor, max_margin: float) -> torch.Tensor:
@@ -48,7 +40,7 @@ def drw_class_weights(class_counts: torch.Tensor, beta: float = 0.9999) -> torch
 
 
 @MODELS.register_module()
-class LDAMLoss(nn.Module):
+class LDAMLoss(ClassCountsModule):
     """Label-distribution-aware margin loss with optional deferred re-weighting (LDAM-DRW).
 
     LDAM (Cao et al. 2019, Eq. 13) subtracts a class-dependent margin from the target logit of
@@ -80,6 +72,9 @@ class LDAMLoss(nn.Module):
         loss_weight (float): multiplier of the loss. Defaults to 1.0.
     """
 
+    COUNT_BUFFERS = ('class_counts', 'margins', 'drw_weights')
+    ZERO_COUNT_REASON = _ZERO
+
     def __init__(self,
                  max_margin: float = 0.5,
                  scale: float = 30.0,
@@ -99,34 +94,12 @@ class LDAMLoss(nn.Module):
         self.drw_beta = float(drw_beta)
         self.drw_enabled = bool(drw_enabled)
         self.loss_weight = float(loss_weight)
-        self.register_buffer('class_counts', torch.zeros(0, dtype=torch.long))
-        self.register_buffer('margins', torch.zeros(0))
-        self.register_buffer('drw_weights', torch.zeros(0))
-        self._explicit_counts = class_counts is not None
-        if class_counts is not None:
-            self._write_counts(class_counts)
+        self._init_counts(class_counts)
 
-    def _write_counts(self, counts) -> None:
-        counts = _checked_counts(counts, 'LDAMLoss')
+    def _derive(self, counts: torch.Tensor) -> None:
         device = self.margins.device
-        self.class_counts = counts.to(device)
         self.margins = ldam_margins(counts, self.max_margin).to(device)
         self.drw_weights = drw_class_weights(counts, self.drw_beta).to(device)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # the buffers are sized by the counts: take the checkpoint's size while still empty
-        size_empty_buffers_from(self, state_dict, prefix, ('class_counts', 'margins', 'drw_weights'))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    def set_class_counts(self, counts) -> None:
-        """Receive ``n_c`` (``ClassCountsHook``); explicit ``class_counts`` win."""
-        if self._explicit_counts:
-            n = torch.as_tensor(counts).numel()
-            if n != self.class_counts.numel():
-                raise ValueError(f'LDAMLoss: class_counts has {self.class_counts.numel()} '
-                                 f'classes but the training set has {n}.')
-            return
-        self._write_counts(counts)
 
     def set_drw_enabled(self, enabled: bool) -> None:
         """Switch deferred re-weighting on (class-balanced weights) or off (weights 1)."""

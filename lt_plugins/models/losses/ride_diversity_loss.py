@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
-from .count_buffers import size_empty_buffers_from
+from .count_buffers import class_prior, size_empty_buffers_from
 
 
 def ride_temperature_weights(class_counts: torch.Tensor, reweight_factor: float) -> torch.Tensor:
@@ -19,7 +19,7 @@ def ride_temperature_weights(class_counts: torch.Tensor, reweight_factor: float)
     counts = torch.as_tensor(class_counts, dtype=torch.float64).reshape(-1)
     if counts.numel() == 0 or counts.sum() <= 0:
         raise ValueError('ride_temperature_weights: empty class counts.')
-    freq = counts / counts.sum()
+    freq = class_prior(counts)
     weights = counts.numel() * freq * float(reweight_factor) + 1.0 - float(reweight_factor)
     weights = weights / weights.max()
     if bool((weights <= 0).any()):

@@ -1,0 +1,8 @@
+# Balanced Softmax (Ren et al., NeurIPS 2020), ResNet-32 (1 input channel), FashionMNIST-LT IR100,
+# the 30-epoch CPU schedule: the CE recipe of
+# ce_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu.py with the loss on logits + log n_c (counts
+# from ClassCountsHook); prediction is the plain argmax of the logits. Any timm backbone: set
+# model.backbone.model_name.
+_base_ = ['./ce_resnet32-cifar_1xb128_fashion-mnist-lt-ir100-cpu.py']
+
+model = dict(head=dict(loss=dict(_delete_=True, type='BalancedSoftmaxLoss')))
