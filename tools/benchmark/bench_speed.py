@@ -109,6 +109,13 @@ def build(method: str, setting: str):
             module.set_drw_enabled(True)       # LDAM-DRW's second phase: the weighted loss
     if hasattr(model, '_backbone_loaded'):
         model._backbone_loaded = True          # frozen-backbone stages: weights as built
+    for module in model.modules():             # STG stage 3: a generator 'trained' as built
+        if isinstance(getattr(module, 'trained_iters', None), torch.Tensor):
+            module.trained_iters.fill_(1)
+            proto_count = getattr(module, 'proto_count', None)
+            if isinstance(proto_count, torch.Tensor):    # every class seen once
+                proto_count.fill_(1)
+                module.proto_sum.copy_(torch.randn_like(module.proto_sum))
     model.train()
     if '-cl' in setting:
         convert_to_channels_last(model)
