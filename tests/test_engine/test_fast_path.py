@@ -196,3 +196,25 @@ def test_bfloat16_fast_path_keeps_memories_statistics_and_losses_float32(
     for key, value in model.state_dict().items():
         if value.is_floating_point():
             assert value.dtype in full, key
+
+
+@pytest.mark.slow   # ~35 s: two emulated-bfloat16 runs of MBJ on a loaded machine
+def test_bfloat16_channels_last_run_resumes_bit_exactly(tmp_path, cpu_flags):
+    """Exact resume holds with the whole fast path on (bfloat16 simulated as native)."""
+    from tests.runner_utils import assert_resume_matches_uninterrupted
+    cpu_flags('avx512_bf16')
+
+    def make_runner(work_dir, name, max_epochs, load_from=None, resume=False):
+        config, model, _ = FAMILIES['mbj']
+        cfg = Config.fromfile(digits_config(config, osp.join(str(tmp_path), f'{name}.py'),
+                                            model, max_epochs=max_epochs,
+                                            load_from=load_from))
+        cfg.merge_from_dict(dict(work_dir=work_dir, experiment_name=name, resume=resume,
+                                 log_level=logging.WARNING))
+        runner = Runner.from_cfg(cfg)
+        assert runner.fast_path.amp and runner.fast_path.channels_last
+        return runner
+
+    full, resumed = assert_resume_matches_uninterrupted(make_runner, tmp_path, 'mbj_fast',
+                                                        stop_epoch=1, max_epochs=2)
+    assert isinstance(resumed.optim_wrapper, AutocastOptimWrapper)
