@@ -1,12 +1,12 @@
 from .hooks import *  # noqa: F401,F403
 from .loops import *  # noqa: F401,F403
 from .optimizers import *  # noqa: F401,F403
-from .checkpoint_check import install_named_read_errors
-
-install_named_read_errors()  # a checkpoint that cannot be read names its file
 from .atomic_checkpoint import install_atomic_checkpoints
-
-install_atomic_checkpoints()  # checkpoints written by rename; auto-resume skips a bad newest
+from .checkpoint_check import install_named_read_errors
+from .random_state import RandomStateHook, install_random_state
 from .scheduler_resume import install_scheduler_resume
 
+install_named_read_errors()  # a checkpoint that cannot be read names its file
+install_atomic_checkpoints()  # checkpoints written by rename; auto-resume skips a bad newest
 install_scheduler_resume()  # a scheduler's default `end` follows the resuming run
+install_random_state()  # every Runner stores the random state and keys data augmentation
