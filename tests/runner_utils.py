@@ -72,7 +72,8 @@ def assert_resume_matches_uninterrupted(make_runner: Callable, tmp_path, name: s
                                         stop_epoch: int, max_epochs: int):
     """Train ``max_epochs`` straight, and ``stop_epoch`` then resume to ``max_epochs``; the
     two runs' models (weights and every buffer, memories included), optimizer and scheduler
-    states must be equal to the bit. ``make_runner(work_dir, experiment_name, max_epochs=, load_from=, resume=)``
+    states must be equal to the bit. ``make_runner(work_dir, experiment_name, max_epochs=,
+    load_from=, resume=)``
     builds a Runner. Returns ``(uninterrupted, resumed)`` Runners for further checks."""
     full = make_runner(str(tmp_path / 'full'), f'{name}_full', max_epochs=max_epochs)
     full.train()
@@ -89,9 +90,10 @@ def assert_iteration_resume_matches_uninterrupted(make_runner: Callable, tmp_pat
                                                   resume_iter: int, **kwargs):
     """Train straight while saving iteration checkpoints, then resume a second run from
     ``iter_{resume_iter}.pth`` (inside an epoch for an epoch-based loop) and train to the
-    same end; models, optimizer and scheduler states must be equal to the bit. ``make_runner(work_dir,
-    experiment_name, load_from=, resume=, **kwargs)`` builds a Runner whose CheckpointHook
-    saves by iteration at a period dividing ``resume_iter``. Returns both Runners."""
+    same end; models, optimizer and scheduler states must be equal to the bit.
+    ``make_runner(work_dir, experiment_name, load_from=, resume=, **kwargs)`` builds a Runner
+    whose CheckpointHook saves by iteration at a period dividing ``resume_iter``. Returns both
+    Runners."""
     full = make_runner(str(tmp_path / 'full'), f'{name}_full', **kwargs)
     full.train()
     checkpoint = osp.join(str(tmp_path / 'full'), f'iter_{resume_iter}.pth')

@@ -1,5 +1,4 @@
 """ImageNet-LT, Places-LT and iNaturalist 2018 from the standard ``path label`` list files."""
-import os
 import os.path as osp
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union

@@ -369,6 +369,6 @@ def install_random_state() -> None:
     _patch_default_random_state_hook()
 
 
-__all__ = ['KeyedBatchSampler', 'KeyedDataLoader', 'KeyedDataset', 'RandomStateHook', 'capture_global_rng',
-           'install_random_state', 'keyed_dataloader', 'restore_global_rng', 'sample_seed',
-           'seed_generators']
+__all__ = ['KeyedBatchSampler', 'KeyedDataLoader', 'KeyedDataset', 'RandomStateHook',
+           'capture_global_rng', 'install_random_state', 'keyed_dataloader',
+           'restore_global_rng', 'sample_seed', 'seed_generators']
