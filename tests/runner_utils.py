@@ -31,11 +31,49 @@ class ToyLT(Dataset):
                     data_samples=DataSample().set_gt_label(int(self.labels[i])))
 
 
+def _assert_tree_equal(actual, expected, where: str) -> None:
+    """Nested dicts / lists of tensors and plain values, equal to the bit."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and actual.keys() == expected.keys(), where
+        for key in expected:
+            _assert_tree_equal(actual[key], expected[key], f'{where}.{key}')
+    elif isinstance(expected, (list, tuple)):
+        assert isinstance(actual, (list, tuple)) and len(actual) == len(expected), where
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            _assert_tree_equal(a, e, f'{where}[{i}]')
+    elif torch.is_tensor(expected):
+        torch.testing.assert_close(actual, expected, rtol=0, atol=0, msg=where)
+    else:
+        assert actual == expected, f'{where}: {actual!r} != {expected!r}'
+
+
+def scheduler_states(runner) -> list:
+    """Every parameter scheduler's state dict (a dict of lists for several optimizers)."""
+    schedulers = runner.param_schedulers or []
+    if isinstance(schedulers, dict):
+        return [s.state_dict() for name in sorted(schedulers) for s in schedulers[name]]
+    return [s.state_dict() for s in schedulers]
+
+
+def assert_training_state_equal(actual, expected) -> None:
+    """Two Runners hold bit-equal training state: the model's state dict (weights, every
+    buffer and memory), the optimizer state (momenta, Adam moments, param-group lr) and the
+    parameter schedulers' state (step counters, ``end``, last values)."""
+    a, e = actual.model.state_dict(), expected.model.state_dict()
+    assert a.keys() == e.keys()
+    for key in e:
+        torch.testing.assert_close(a[key], e[key], rtol=0, atol=0, msg=key)
+    _assert_tree_equal(actual.optim_wrapper.state_dict(), expected.optim_wrapper.state_dict(),
+                       'optimizer')
+    _assert_tree_equal(scheduler_states(actual), scheduler_states(expected), 'param_schedulers')
+
+
 def assert_resume_matches_uninterrupted(make_runner: Callable, tmp_path, name: str,
                                         stop_epoch: int, max_epochs: int):
     """Train ``max_epochs`` straight, and ``stop_epoch`` then resume to ``max_epochs``; the
-    two models' state dicts (weights and every buffer, memories included) must be equal to
-    the bit. ``make_runner(work_dir, experiment_name, max_epochs=, load_from=, resume=)``
+    two runs' models (weights and every buffer, memories included), optimizer and scheduler
+    states must be equal to the bit. ``make_runner(work_dir, experiment_name, max_epochs=,
+    load_from=, resume=)``
     builds a Runner. Returns ``(uninterrupted, resumed)`` Runners for further checks."""
     full = make_runner(str(tmp_path / 'full'), f'{name}_full', max_epochs=max_epochs)
     full.train()
@@ -44,10 +82,7 @@ def assert_resume_matches_uninterrupted(make_runner: Callable, tmp_path, name: s
     resumed = make_runner(part_dir, f'{name}_resumed', max_epochs=max_epochs,
                           load_from=osp.join(part_dir, f'epoch_{stop_epoch}.pth'), resume=True)
     resumed.train()
-    expected, actual = full.model.state_dict(), resumed.model.state_dict()
-    assert expected.keys() == actual.keys()
-    for key in expected:
-        torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0, msg=key)
+    assert_training_state_equal(resumed, full)
     return full, resumed
 
 
@@ -55,9 +90,10 @@ def assert_iteration_resume_matches_uninterrupted(make_runner: Callable, tmp_pat
                                                   resume_iter: int, **kwargs):
     """Train straight while saving iteration checkpoints, then resume a second run from
     ``iter_{resume_iter}.pth`` (inside an epoch for an epoch-based loop) and train to the
-    same end; the two models' state dicts must be equal to the bit. ``make_runner(work_dir,
-    experiment_name, load_from=, resume=, **kwargs)`` builds a Runner whose CheckpointHook
-    saves by iteration at a period dividing ``resume_iter``. Returns both Runners."""
+    same end; models, optimizer and scheduler states must be equal to the bit.
+    ``make_runner(work_dir, experiment_name, load_from=, resume=, **kwargs)`` builds a Runner
+    whose CheckpointHook saves by iteration at a period dividing ``resume_iter``. Returns both
+    Runners."""
     full = make_runner(str(tmp_path / 'full'), f'{name}_full', **kwargs)
     full.train()
     checkpoint = osp.join(str(tmp_path / 'full'), f'iter_{resume_iter}.pth')
@@ -65,8 +101,5 @@ def assert_iteration_resume_matches_uninterrupted(make_runner: Callable, tmp_pat
                           resume=True, **kwargs)
     resumed.train()
     assert resumed.iter == full.iter
-    expected, actual = full.model.state_dict(), resumed.model.state_dict()
-    assert expected.keys() == actual.keys()
-    for key in expected:
-        torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0, msg=key)
+    assert_training_state_equal(resumed, full)
     return full, resumed

@@ -6,7 +6,9 @@ custom_imports = dict(imports=['lt_plugins'], allow_failed_imports=False)
 # Hands the training class counts to heads, memory banks and ShotAccuracy and stores them
 # in checkpoints (importing lt_plugins adds it to any Runner that lacks it; listed here to
 # make it visible).
-custom_hooks = [dict(type='ClassCountsHook')]
+# RandomStateHook puts every rank's random state into checkpoints and keys data augmentation
+# by (seed, epoch, position, rank), so --resume continues bit-exactly (also added on import).
+custom_hooks = [dict(type='ClassCountsHook'), dict(type='RandomStateHook')]
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),

@@ -101,6 +101,11 @@ class _ShardedSampler(Sampler):
             raise ValueError(f'{type(self).__name__}.skip_next: num must be >= 0, got {num}.')
         self._skip = int(num)
 
+    @property
+    def pending_skip(self) -> int:
+        """Indices the next pass skips (set by :meth:`skip_next`, 0 otherwise)."""
+        return self._skip
+
     def _generator(self) -> torch.Generator:
         gen = torch.Generator()
         gen.manual_seed(self.seed + self.epoch)

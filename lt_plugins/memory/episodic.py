@@ -22,6 +22,7 @@ from mmpretrain.registry import MODELS
 from .rebalanced_fifo import gather_in_rank_order
 
 _INF = float('inf')
+_NO_GROUPS = 2**62  # 'no write staged' in flush's min-R exchange
 READINGS = ('class', 'all', 'keys')
 
 
@@ -455,11 +456,23 @@ class EpisodicMemory(nn.Module):
         Returns:
             bool: whether a step was applied.
         """
-        pending_any = torch.tensor([int(self._step_pending)], device=self.valid.device)
+        # one collective for: is a step staged anywhere, and the keys per group (R) staged on
+        # the ranks that write (max R and -min R), so a rank with nothing to write (empty or
+        # all-invalid batch) gathers a (0, R, D) block that matches the writers' (n, R, D)
+        local_r = self._pending[0][0].size(1) if self._pending else 0
+        state = torch.tensor([int(self._step_pending), local_r,
+                              -local_r if self._pending else -_NO_GROUPS],
+                             dtype=torch.long, device=self.valid.device)
         if dist.get_world_size() > 1:
-            dist.all_reduce(pending_any, op='max')
-        if not int(pending_any.item()):
+            dist.all_reduce(state, op='max')
+        if not int(state[0]):
             return False
+        max_r, min_r = int(state[1]), -int(state[2])
+        if max_r and min_r != max_r:  # the same answer on every rank: all raise together
+            raise ValueError(
+                'EpisodicMemory.flush: ranks staged key groups of different sizes R '
+                f'(from {min_r} to {max_r} keys per group); every rank must write the same '
+                'number of keys per group (e.g. the same number of RSA regions).')
         # take the staged step out first: whatever happens below, it is never applied twice
         pending, read_mask = self._pending, self._read_mask
         self._pending, self._read_mask, self._step_pending = [], None, False
@@ -474,8 +487,8 @@ class EpisodicMemory(nn.Module):
             values = torch.cat([p[1] for p in pending])
             classes = torch.cat([p[2] for p in pending])
         else:
-            keys = self.keys.new_zeros((0, 1, self.dim))
-            values = self.values.new_zeros((0, 1))
+            keys = self.keys.new_zeros((0, max(max_r, 1), self.dim))
+            values = self.values.new_zeros((0, max(max_r, 1)))
             classes = self.ages.new_zeros((0, ))
         keys, values, classes = gather_in_rank_order(keys, values, classes)
 

@@ -256,3 +256,72 @@ def test_non_finite_rows_skipped_alike_on_every_rank():
     assert int(single[0]['step']) == 1 and single[0]['valid'].sum() == 6
     assert torch.isfinite(single[0]['feats']).all() and torch.isfinite(single[1]['keys']).all()
     assert int(single[1]['valid'].sum()) == 6  # 8 keys, 2 skipped
+
+
+def _region_steps(world_size, rank, bad):
+    """Three steps of 3-region key groups, 4 images per rank; on step ``s`` rank ``s % 2``'s
+    whole batch is invalid (``bad='nan'``: every group has a NaN region; ``'empty'``: G = 0)
+    while the other rank writes. Yields this rank's (keys, values, classes, queries)."""
+    gen = torch.Generator().manual_seed(11)
+    for step in range(3):
+        keys = torch.randn(8, 3, 4, generator=gen)
+        values = torch.rand(8, 3, generator=gen)
+        classes = torch.randint(0, 3, (8, ), generator=gen)
+        queries = torch.randn(8, 3, 4, generator=gen)
+        if world_size == 1:
+            parts = [slice(0, 4), slice(4, 8)]
+        else:
+            parts = [slice(rank * 4, rank * 4 + 4)]
+        for r, part in zip(range(2) if world_size == 1 else [rank], parts):
+            k, v, c, q = keys[part].clone(), values[part], classes[part], queries[part]
+            if r == step % 2:
+                if bad == 'nan':
+                    k[:, step % 3, 1] = NAN
+                else:
+                    k, v, c = k[:0], v[:0], c[:0]
+            yield k, v, c, q
+
+
+def _regions_with_an_invalid_rank(rank, world_size, bad):
+    mem = EpisodicMemory(num_classes=3, dim=4, capacity=5, num_neighbors=2)
+    mem.train()
+    batches = list(_region_steps(world_size, rank, bad))
+    per_step = 2 if world_size == 1 else 1
+    for step in range(3):
+        for keys, values, classes, queries in batches[step * per_step:(step + 1) * per_step]:
+            mem.read(queries, torch.zeros(queries.size(0), dtype=torch.long))
+            mem.write(keys, values, classes)
+        assert mem.flush()
+    return _snapshot(mem)
+
+
+@pytest.mark.parametrize('bad', ['nan', 'empty'])
+def test_region_keys_gather_when_one_rank_has_no_valid_group(bad):
+    """Two gloo processes, region keys (G, 3, D): each step one rank has no valid group to
+    write (its keys would be (0, 1, D) against the writer's (n, 3, D) before the fix). No
+    crash, both ranks equal, and equal to one process fed both halves."""
+    from tests.dist_utils import run_distributed
+    ranks = run_distributed(_regions_with_an_invalid_rank, bad)
+    single = _regions_with_an_invalid_rank(0, 1, bad)
+    for key in single:
+        assert torch.equal(ranks[0][key], ranks[1][key]), key
+        assert torch.equal(ranks[0][key], single[key]), key
+    assert int(single['valid'].sum()) == 15  # 36 valid keys filled all 3 x 5 slots
+    assert torch.isfinite(single['keys']).all()
+
+
+def _mismatched_regions(rank, world_size):
+    mem = EpisodicMemory(num_classes=3, dim=4, capacity=5, num_neighbors=2)
+    regions = 3 if rank == 0 else 2
+    mem.write(torch.randn(2, regions, 4), torch.rand(2), torch.tensor([0, 1]))
+    try:
+        mem.flush()
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def test_ranks_with_different_regions_per_group_raise_together():
+    from tests.dist_utils import run_ranks_in_threads
+    messages = run_ranks_in_threads(_mismatched_regions)
+    assert all(m is not None and 'from 2 to 3 keys per group' in m for m in messages)

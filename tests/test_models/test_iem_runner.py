@@ -3,6 +3,7 @@ equals k + n uninterrupted epochs (weights, memories with ages and validity, Ada
 import logging
 import os.path as osp
 
+import pytest
 import torch
 import torch.nn as nn
 from mmengine.runner import Runner
@@ -64,12 +65,12 @@ def _runner(work_dir, name, max_epochs, load_from=None, resume=False, by_iter=Fa
         **schedule)
 
 
-def test_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize('stop_epoch', [1, 2])  # at the lr milestone (epoch 1), after it
+def test_resume_equals_uninterrupted(tmp_path, stop_epoch):
+    """Weights, memories, optimizer (Adam moments of the memories) and scheduler state."""
     torch.set_num_threads(1)
-    # resume after the lr milestone (a run that stops exactly at the milestone epoch does
-    # not resume bit-exactly even for a plain linear head)
-    full, resumed = assert_resume_matches_uninterrupted(_runner, tmp_path, 'iem', stop_epoch=2,
-                                                       max_epochs=3)
+    full, resumed = assert_resume_matches_uninterrupted(_runner, tmp_path, 'iem',
+                                                       stop_epoch=stop_epoch, max_epochs=3)
     head = full.model.head
     assert int(head.num_steps) == 18
     assert head.global_memory.valid.any() and (head.global_memory.ages > 0).any()

@@ -2,12 +2,14 @@
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
+from mmengine import dist
 from mmengine.dist import get_rank
 from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from lt_plugins.memory.rebalanced_fifo import RebalancedFIFOMemory, gather_in_rank_order
+from lt_plugins.models.losses.global_mean import check_normalize_over
 from lt_plugins.models.stg import (REGRESSION_LOSSES, SampleStatSmoother, check_threshold,
                                    drop_expected_missing, head_tail_split, regression_loss,
                                    transformation_statistics)
@@ -35,7 +37,10 @@ class STGGeneratorHead(LinearClsHead):
     Under DDP the statistics of Eq. 1 are computed on the global batch (features, labels and
     sample indices all-gathered in rank order), so ``mu``, ``Sigma``, the set sizes and the
     smoothed targets equal those of one process fed the concatenated batch; each rank then
-    regresses its own samples' targets.
+    regresses its own samples' targets, and the mean over valid samples divides by the count
+    of the global batch (``normalize_over='global'``; times the world size, as DDP averages
+    gradients), so the loss is that of the concatenated batch (the generator's BatchNorm
+    still normalises per rank unless converted to SyncBN).
 
     The classifier ``fc`` is the stage-1 one, frozen: ``predict`` (validation during stage 2)
     reports the stage-1 accuracy, and the checkpoint carries it on to stage 3 (LWS keeps it).
@@ -62,6 +67,8 @@ class STGGeneratorHead(LinearClsHead):
         class_counts (Sequence[int], optional): training counts; overrides ClassCountsHook.
         dictionary_seed (int): seed of the dictionary's admission draws (irrelevant at
             ``beta = 0``, kept for the bank's API).
+        normalize_over (str): ``'global'`` (the mean over valid samples of all ranks) or
+            ``'rank'`` (of each rank's). Defaults to ``'global'``.
         **kwargs: ``LinearClsHead`` arguments (``loss``, ``topk``, ``init_cfg``).
     """
 
@@ -82,8 +89,10 @@ class STGGeneratorHead(LinearClsHead):
                  loss_sigma_weight: float = 1.0,
                  class_counts: Optional[Sequence[int]] = None,
                  dictionary_seed: int = 0,
+                 normalize_over: str = 'global',
                  **kwargs) -> None:
         super().__init__(num_classes=num_classes, in_channels=in_channels, **kwargs)
+        self.normalize_over = check_normalize_over(normalize_over, 'STGGeneratorHead')
         if loss_type not in REGRESSION_LOSSES:
             raise ValueError(f'STGGeneratorHead loss_type={loss_type!r}: choose one of '
                              f'{REGRESSION_LOSSES} (`model.head.loss_type`).')
@@ -174,6 +183,13 @@ class STGGeneratorHead(LinearClsHead):
         valid = k >= self.min_set_size
         gt_mu, gt_sigma = self.smoother(g_idx, gt_mu, gt_sigma, valid, gather=False)
         mine = g_rank == rank
+        world = dist.get_world_size()
+        if self.normalize_over == 'global' and world > 1:
+            # samples in a loss: valid ones of ranks with >= 2 head rows (see below)
+            in_loss = valid & (torch.bincount(g_rank, minlength=world) >= 2)[g_rank]
+            global_share = in_loss.sum().to(torch.float32).clamp_min(1.0) / world
+        else:
+            global_share = None
         gt_mu, gt_sigma, valid = gt_mu[mine], gt_sigma[mine], valid[mine]
         if a.shape[0] >= 2:
             pred_mu, pred_sigma = self.generator(a, y)
@@ -181,7 +197,7 @@ class STGGeneratorHead(LinearClsHead):
             l_mu, l_sigma = regression_loss(pred_mu.float(), pred_sigma.float(), gt_mu.float(),
                                             gt_sigma.float(), self.loss_type)
             w = valid.to(l_mu.dtype)
-            n = w.sum().clamp_min(1.0)
+            n = w.sum().clamp_min(1.0) if global_share is None else global_share
             loss_mu = (l_mu * w).sum() / n
             loss_sigma = (l_sigma * w).sum() / n
         else:  # BN cannot normalise < 2 samples: a zero loss that still touches every param

@@ -3,9 +3,11 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+from mmengine import dist
 from mmpretrain.registry import MODELS
 
 from .count_buffers import ClassCountsModule, checked_class_counts
+from .global_mean import check_normalize_over, global_weighted_mean
 
 _ZERO = 'their LDAM margin C / n^(1/4) and DRW weight (1 - beta) / (1 - beta^n) are infinite'
 
@@ -54,6 +56,14 @@ class LDAMLoss(ClassCountsModule):
     the mean is the weighted mean ``sum_i w_{y_i} l_i / sum_i w_{y_i}`` (PyTorch's weighted
     cross-entropy, as in the reference implementation).
 
+    Under DDP (``normalize_over='global'``, the default) that mean runs over the batch of
+    all ranks: ``sum_i w_{y_i} l_i`` of this rank over the all-reduced ``sum_i w_{y_i}`` of
+    every rank, times the world size (DDP averages the gradients), so two ranks train exactly
+    as one process on the concatenated batch; each rank's logged loss is its share (their
+    mean is the global loss). ``normalize_over='rank'`` keeps the reference code's per-rank
+    weighted mean (then DDP with DRW on differs from one process). Every rank must call the
+    loss the same number of times (one all-reduce per call; the package's heads do).
+
     Input convention (RIDE's): ``cls_score`` is the *already scaled* logit ``s * cos(w, x)``
     (what :class:`~lt_plugins.models.heads.NormedLinearClsHead` and
     :class:`~lt_plugins.models.heads.RIDEHead` return), so the loss subtracts ``s * m_y``;
@@ -70,6 +80,8 @@ class LDAMLoss(ClassCountsModule):
         drw_enabled (bool): initial DRW state (usually set by ``DRWHook``). Defaults to False.
         class_counts (Sequence[int], optional): explicit training counts.
         loss_weight (float): multiplier of the loss. Defaults to 1.0.
+        normalize_over (str): ``'global'`` (weighted mean over all ranks' batch) or
+            ``'rank'`` (per rank, as the reference code). Defaults to ``'global'``.
     """
 
     COUNT_BUFFERS = ('class_counts', 'margins', 'drw_weights')
@@ -81,8 +93,10 @@ class LDAMLoss(ClassCountsModule):
                  drw_beta: float = 0.9999,
                  drw_enabled: bool = False,
                  class_counts: Optional[Sequence[int]] = None,
-                 loss_weight: float = 1.0) -> None:
+                 loss_weight: float = 1.0,
+                 normalize_over: str = 'global') -> None:
         super().__init__()
+        self.normalize_over = check_normalize_over(normalize_over, 'LDAMLoss')
         if max_margin < 0:
             raise ValueError(f'LDAMLoss: max_margin must be >= 0, got {max_margin}.')
         if scale <= 0:
@@ -128,8 +142,8 @@ class LDAMLoss(ClassCountsModule):
                 reduction_override: Optional[str] = None, **kwargs) -> torch.Tensor:
         """Mean LDAM(-DRW) loss of ``(N, C)`` scaled logits and ``(N,)`` hard labels.
 
-        ``avg_factor`` (passed by ``ClsHead``) is ignored: the mean is over the batch, weighted
-        by the DRW weights when they are on.
+        ``avg_factor`` (passed by ``ClsHead``) is ignored: the mean is over the batch (of all
+        ranks with ``normalize_over='global'``), weighted by the DRW weights when they are on.
         """
         if target.dim() != 1:
             raise ValueError('LDAMLoss needs hard labels (N,): remove Mixup/CutMix batch '
@@ -142,5 +156,12 @@ class LDAMLoss(ClassCountsModule):
         class_weight = self.class_weight()
         if class_weight is not None:
             class_weight = class_weight.to(logits.dtype)
-        loss = F.cross_entropy(logits, target, weight=class_weight, reduction=reduction)
+        if (reduction == 'mean' and self.normalize_over == 'global'
+                and dist.get_world_size() > 1):
+            per_sample = F.cross_entropy(logits, target, weight=class_weight, reduction='none')
+            count = (class_weight[target].sum() if class_weight is not None else
+                     logits.new_tensor(float(target.numel())))
+            loss = global_weighted_mean(per_sample.sum(), count)
+        else:
+            loss = F.cross_entropy(logits, target, weight=class_weight, reduction=reduction)
         return self.loss_weight * loss
