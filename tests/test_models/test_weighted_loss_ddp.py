@@ -124,3 +124,31 @@ def test_stg_generator_loss_mean_over_the_global_batch_threaded_ranks():
     for key in ('loss_mu', 'loss_sigma'):
         torch.testing.assert_close((ranks[0][key] + ranks[1][key]) / 2, single[key])
     assert not torch.allclose(ranks[0]['loss_mu'], single['loss_mu'])
+
+
+def _cb_value(rank, world_size, normalize_over='global'):
+    from lt_plugins.models.losses import ClassBalancedLoss
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(12, 4, generator=gen, dtype=torch.float64)
+    criterion = ClassBalancedLoss(beta=0.9, class_counts=COUNTS, normalize_over=normalize_over)
+    part = slice(rank * 12 // world_size, (rank + 1) * 12 // world_size)
+    return criterion(logits[part], LABELS[1][part])
+
+
+def test_class_balanced_loss_global_mean_threaded_ranks_hand_reference():
+    """Weight balancing's class-balanced loss: the ranks' shares average to the weighted mean
+    of the whole batch; the per-rank form does not."""
+    import torch.nn.functional as F
+    from lt_plugins.models.losses.ldam_loss import drw_class_weights
+    shares = run_ranks_in_threads(_cb_value)
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(12, 4, generator=gen, dtype=torch.float64)
+    w = drw_class_weights(torch.tensor(COUNTS), 0.9).double()[LABELS[1]]
+    l = F.cross_entropy(logits.float(), LABELS[1], reduction='none').double()
+    expected = (w * l).sum() / w.sum()
+    torch.testing.assert_close((shares[0] + shares[1]) / 2, expected.float(), rtol=1e-6,
+                               atol=0)
+    per_rank = run_ranks_in_threads(_cb_value, 'rank')
+    assert not torch.allclose((per_rank[0] + per_rank[1]) / 2, expected.float(), rtol=1e-4)
+    with pytest.raises(ValueError, match="ClassBalancedLoss: normalize_over"):
+        _cb_value(0, 1, 'batch')

@@ -5,6 +5,7 @@ import torch
 from mmpretrain.registry import MODELS
 
 from .count_buffers import ClassCountsModule
+from .global_mean import check_normalize_over
 from .ldam_loss import drw_class_weights
 from .logit_adjusted_loss import prior_adjusted_ce
 
@@ -24,13 +25,17 @@ class ClassBalancedLoss(ClassCountsModule):
         beta (float): ``beta`` of the effective number, in ``[0, 1)``. Defaults to 0.9999.
         class_counts (Sequence[int], optional): explicit training counts.
         loss_weight (float): multiplier of the loss. Defaults to 1.0.
+        normalize_over (str): ``'global'``: under DDP the weighted mean runs over the batch
+            of all ranks (two ranks train as one process on the concatenated batch);
+            ``'rank'``: over each rank's batch. Defaults to ``'global'``.
     """
 
     ZERO_COUNT_REASON = 'their class-balanced weight (1 - beta) / (1 - beta^n) is infinite'
 
     def __init__(self, beta: float = 0.9999, class_counts: Optional[Sequence[int]] = None,
-                 loss_weight: float = 1.0) -> None:
+                 loss_weight: float = 1.0, normalize_over: str = 'global') -> None:
         super().__init__()
+        self.normalize_over = check_normalize_over(normalize_over, 'ClassBalancedLoss')
         if not 0.0 <= float(beta) < 1.0:
             raise ValueError(f'ClassBalancedLoss: beta must be in [0, 1), got {beta}.')
         self.beta = float(beta)
@@ -52,5 +57,6 @@ class ClassBalancedLoss(ClassCountsModule):
         offset = torch.zeros(num_classes, device=cls_score.device)
         loss = prior_adjusted_ce(cls_score, offset, target, weight=weight,
                                  class_weight=self.class_weight(num_classes),
-                                 reduction=reduction_override or 'mean')
+                                 reduction=reduction_override or 'mean',
+                                 normalize_over=self.normalize_over)
         return self.loss_weight * loss

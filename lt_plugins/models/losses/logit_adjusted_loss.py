@@ -6,19 +6,24 @@ import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
 from .count_buffers import ClassCountsModule, log_class_prior
+from .global_mean import global_weighted_mean
 
 
 def prior_adjusted_ce(logits: torch.Tensor, offset: torch.Tensor, target: torch.Tensor,
                       weight: Optional[torch.Tensor] = None,
                       class_weight: Optional[torch.Tensor] = None,
                       reduction: str = 'mean',
-                      avg_factor: Optional[float] = None) -> torch.Tensor:
+                      avg_factor: Optional[float] = None,
+                      normalize_over: str = 'global') -> torch.Tensor:
     """Cross-entropy of ``logits + offset`` (``offset``: ``(C,)``), computed in float32.
 
     ``target`` is ``(N,)`` class indices or ``(N, C)`` soft labels (Mixup / CutMix / label
     smoothing). ``weight``: per-sample weights; ``class_weight``: per-class weights of hard
     labels, with the weighted mean ``sum_i w_{y_i} l_i / sum_i w_{y_i}`` (PyTorch's, as DRW).
     ``mean`` divides by ``avg_factor`` when given (and no class weight), else by ``N``.
+    A class-weighted mean runs over the batch of all ranks under DDP
+    (``normalize_over='global'``, see :func:`~.global_mean.global_weighted_mean`) or over
+    this rank's batch (``'rank'``).
     """
     z = logits.float() + offset.to(logits.device, torch.float32)
     if target.dim() == 1:
@@ -44,6 +49,9 @@ def prior_adjusted_ce(logits: torch.Tensor, offset: torch.Tensor, target: torch.
         raise ValueError(f"reduction={reduction!r}: choose 'mean', 'sum' or 'none'.")
     if denom is None:
         denom = avg_factor if avg_factor is not None else max(loss.numel(), 1)
+        return loss.sum() / denom
+    if normalize_over == 'global':
+        return global_weighted_mean(loss.sum(), denom)
     return loss.sum() / denom
 
 
