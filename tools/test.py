@@ -9,9 +9,11 @@ the metrics as JSON. Checkpoints are loaded weights-only, with an allow-list of 
 mmengine checkpoints hold (see ``lt_plugins.compat``); ``.safetensors`` files work too.
 """
 import argparse
+import copy
 import json
 import os
 import os.path as osp
+from typing import Optional
 
 from mmengine.config import Config, DictAction
 from mmengine.dist import is_main_process
@@ -44,22 +46,33 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def build_runner(config, checkpoint: str, work_dir: Optional[str] = None,
+                 cfg_options: Optional[dict] = None, launcher: str = 'none',
+                 no_pin_memory: bool = False, allow_key_mismatch: bool = False) -> Runner:
+    """The test runner of ``config`` (a path or a ``Config``) on ``checkpoint``, its keys
+    checked against the model (refused on a mismatch unless ``allow_key_mismatch``)."""
+    cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        stem = osp.splitext(osp.basename(config))[0] if isinstance(config, str) else 'test'
+        cfg.work_dir = osp.join('./work_dirs', stem)
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    set_dataloader_defaults(cfg, no_pin_memory, no_persistent_workers=True)
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    runner = Runner.from_cfg(cfg)
+    check_checkpoint_keys(runner.model, checkpoint, allow_mismatch=allow_key_mismatch,
+                          logger=runner.logger)
+    return runner
+
+
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
-    cfg.resume = False
-    set_dataloader_defaults(cfg, args.no_pin_memory, no_persistent_workers=True)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    runner = Runner.from_cfg(cfg)
-    check_checkpoint_keys(runner.model, args.checkpoint, allow_mismatch=args.allow_key_mismatch,
-                          logger=runner.logger)
+    runner = build_runner(args.config, args.checkpoint, args.work_dir, args.cfg_options,
+                          args.launcher, args.no_pin_memory, args.allow_key_mismatch)
     metrics = runner.test()
     if is_main_process():
         print(format_shot_table(metrics, title=osp.basename(args.config)))

@@ -7,7 +7,8 @@
 loads, whether it trains, its readings (inference-only cfg overrides) and where the result
 goes; with ``previous`` (an earlier result of the stage) it only evaluates the readings that
 result lacks, on its checkpoint, and adds them to it. The result JSON holds the training
-wall time, the mean training step time, and per
+wall time, the mean training step time, the commit of the checkout that trained it
+(``git_commit``), and per
 reading the val / test metrics (overall, many, medium, few) and per-class accuracies.
 
 A training stage checkpoints every epoch. When its work dir holds the checkpoint of an
@@ -91,6 +92,24 @@ def _evaluate(runner, per_class_dir: str, name: str) -> dict:
     return out
 
 
+def git_commit(repo: Optional[str] = None) -> Optional[str]:
+    """HEAD of the checkout at ``repo`` (default: this package's), with ``+dirty`` when tracked
+    files differ from it; None outside a git checkout or without git."""
+    import subprocess
+    if repo is None:
+        from .datasets import REPO as repo
+    try:
+        head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=repo, capture_output=True,
+                              text=True, timeout=30)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(['git', 'diff', '--quiet', 'HEAD', '--'], cwd=repo,
+                               capture_output=True, timeout=30).returncode != 0
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ('+dirty' if dirty else '')
+
+
 def interrupted_checkpoint(config_path: str, max_epochs: int) -> Optional[str]:
     """The last checkpoint of an interrupted training run of the config at ``config_path`` in
     its work dir (None: no such run, another config, or a finished run)."""
@@ -149,10 +168,12 @@ def run_task(task: dict) -> dict:
         result['step_s'] = hook.mean_step
         result['epochs'] = runner.max_epochs
         result['checkpoint'] = osp.join(work_dir, f'epoch_{runner.max_epochs}.pth')
+        result['commit'] = git_commit()
         if resumed:
             result['resumed_from_epoch'] = int(re.search(r'epoch_(\d+)', resumed).group(1))
     else:
-        result.update(wall_s=0.0, step_s=None, epochs=0, checkpoint=cfg.load_from)
+        result.update(wall_s=0.0, step_s=None, epochs=0, checkpoint=cfg.load_from,
+                      commit=git_commit())
     ckpt = result['checkpoint']
     saved = None
     for i, (name, overrides) in enumerate(task['readings'].items()):
