@@ -102,7 +102,7 @@ def run_ranks_in_threads(fn: Callable, *args: Any, world_size: int = 2,
     barrier-synchronised). ``rank_functions`` names further ``module.get_rank`` attributes
     bound by ``from mmengine.dist import get_rank``. No process group, no spawn: the
     collective logic of a module is exercised in well under a second."""
-    barrier = threading.Barrier(world_size, timeout=60)
+    barrier = threading.Barrier(world_size, timeout=300)  # a hang guard, far above any step
     local = threading.local()
     slots: List[Any] = [None] * world_size
 
