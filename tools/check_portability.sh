@@ -26,7 +26,6 @@
 # run a subset of the settings). Exit status: 0 when every setting passes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-. tools/find_python.sh  # PY: $PYTHON, else .venv/bin/python, else python3
 
 # Tests that compare floats with recorded or hand-computed values, or whose in-run reference
 # makes discrete choices (nearest neighbours, maxima, argmax, thresholds) on float data.
@@ -39,11 +38,12 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --all) targets=(tests); shift ;;
         --) shift; targets=("$@"); break ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d'; exit 0 ;;
         *) echo "check_portability.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 
+. tools/find_python.sh  # PY: $PYTHON, else .venv/bin/python, else python3
 JOBS=${JOBS:-2}
 xdist=(-p no:xdist)
 if [ "$JOBS" != 0 ]; then
