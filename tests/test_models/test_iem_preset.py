@@ -99,7 +99,7 @@ class Margins:
         if rel < self.smallest.get(kind, (math.inf, ''))[0]:
             self.smallest[kind] = (rel, where)
 
-    def ranking(self, kind, scores, vectors, pairs, where, scale=None):
+    def ranking(self, kind, scores, vectors, pairs, where):
         """Gaps of a descending ranking of ``scores`` at the adjacent positions ``pairs``
         (``i`` and ``i + 1``); candidates whose ``vectors`` are bitwise equal are skipped."""
         order = torch.sort(scores, descending=True, stable=True).indices
@@ -110,7 +110,7 @@ class Margins:
             if vectors is not None and torch.equal(vectors[a], vectors[b]):
                 continue
             size = max(abs(float(scores[a])), abs(float(scores[b])), 1e-3)
-            self.add(kind, scores[a] - scores[b], size if scale is None else scale, where)
+            self.add(kind, scores[a] - scores[b], size, where)
         return order
 
 
@@ -338,7 +338,7 @@ class RefIEM:
                 if classes:
                     scores = logits[i, classes].detach()
                     order = self.margins.ranking('hard negative', scores, None, [0],
-                                                 f'{where} sample {i}', )
+                                                 f'{where} sample {i}')
                     hard.append((i, classes[int(order[0])]))
         for name, mem in self.memories.items():
             if warm:

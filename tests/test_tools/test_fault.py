@@ -14,7 +14,10 @@ import torch
 from tests.dist_utils import run_with_free_port
 from tests.test_tools.test_end_to_end import CE_DIGITS, REPO
 
-KILL_AT = 10  # epoch 1 (0-based), batch 2 of 8; the last checkpoint is iter_9 (batch 1)
+# 481 DigitsLT images over 2 ranks, 32 per batch, the partial batch dropped: 7 per epoch
+ITERS_PER_EPOCH = 7
+LAST_ITER = 2 * ITERS_PER_EPOCH
+KILL_AT = 10  # epoch 1 (0-based), batch 3 of 7; the last checkpoint is iter_9 (batch 1)
 
 
 def _config(tmp_path, kill_at=None) -> str:
@@ -68,6 +71,8 @@ def _killed_run(tmp_path, work: str, kill_at: int) -> float:
 def test_killed_rank_ends_job_and_resume_equals_uninterrupted(tmp_path):
     straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
     _dist_train(_config(tmp_path), straight)
+    last = open(osp.join(straight, 'last_checkpoint')).read().strip()
+    assert last.endswith(f'iter_{LAST_ITER}.pth'), last       # 2 epochs of ITERS_PER_EPOCH
 
     seconds = _killed_run(tmp_path, resumed, KILL_AT)
     assert seconds < EXIT_BOUND_S, f'the job took {seconds:.1f} s to end after rank 1 died'
@@ -76,11 +81,11 @@ def test_killed_rank_ends_job_and_resume_equals_uninterrupted(tmp_path):
 
     # --resume (latest checkpoint in the work dir) on 2 processes, without the kill hook
     _dist_train(_config(tmp_path), resumed, '--resume')
-    expected = torch.load(osp.join(straight, 'iter_16.pth'), map_location='cpu',
+    expected = torch.load(osp.join(straight, f'iter_{LAST_ITER}.pth'), map_location='cpu',
                           weights_only=False)
-    actual = torch.load(osp.join(resumed, 'iter_16.pth'), map_location='cpu',
+    actual = torch.load(osp.join(resumed, f'iter_{LAST_ITER}.pth'), map_location='cpu',
                         weights_only=False)
-    assert actual['meta']['iter'] == expected['meta']['iter'] == 16
+    assert actual['meta']['iter'] == expected['meta']['iter'] == LAST_ITER
     assert expected['state_dict'].keys() == actual['state_dict'].keys()
     for key, value in expected['state_dict'].items():
         torch.testing.assert_close(actual['state_dict'][key], value, rtol=0, atol=0, msg=key)
@@ -88,7 +93,7 @@ def test_killed_rank_ends_job_and_resume_equals_uninterrupted(tmp_path):
                                 actual['optimizer']['state'].values()):
         torch.testing.assert_close(group_b, group_a, rtol=0, atol=0)
     log = open(sorted(glob.glob(osp.join(resumed, '*', '*.log')))[-1]).read()
-    assert 'Resuming inside epoch 1' in log  # 9 - 8: one batch of epoch 1 skipped
+    assert 'Resuming inside epoch 1' in log  # 9 - 7: two batches of epoch 1 skipped
 
 
 def test_killed_rank_ends_the_job_within_seconds(tmp_path):
