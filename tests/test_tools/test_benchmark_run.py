@@ -365,9 +365,13 @@ def test_cifar100_lt_stand_in_runs_through_the_command_without_code_changes(tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.long        # 164 stages: .ci/run runs it alone, after the other slow tests
+@pytest.mark.timeout(3600)
 @pytest.mark.parametrize('dataset', ['digits-lt'])
 def test_quick_run_of_every_arm(tmp_path, dataset):
-    summary = _run(['--dataset', dataset, '--quick', '--jobs', '0', '--methods', 'all',
+    """Every arm end to end, two stages at a time in the runner's pinned worker processes
+    (the parallel path; the other tests run the stages in this process)."""
+    summary = _run(['--dataset', dataset, '--quick', '--jobs', '2', '--methods', 'all',
                     '--work-dir', str(tmp_path)])
     assert set(summary['arms']) == set(ARMS) and summary['failed_stages'] == 0
 
