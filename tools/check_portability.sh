@@ -97,7 +97,8 @@ for name in "${ORDER[@]}"; do
     summary=$(grep -E '(passed|failed|errors?|no tests ran).* in [0-9.]+s' "$log" | tail -1)
     capability=$(sed -n 's/^capability: //p' "$log")
     if [ $rc -eq 0 ]; then verdict=PASS; else verdict=FAIL; status=1; fi
-    RESULT[$name]="$verdict  ${settings:-(nothing set)} [ATen: $capability]  $summary  ($(( $(date +%s) - start )) s)"
+    seconds=$(( $(date +%s) - start ))
+    RESULT[$name]="$verdict  ${settings:-(nothing set)} [ATen: $capability]  $summary  ($seconds s)"
     echo "$name: ${RESULT[$name]}"
     if [ $rc -ne 0 ]; then
         grep -E '^(FAILED|ERROR) ' "$log" | head -20
