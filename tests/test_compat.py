@@ -16,7 +16,6 @@ from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 
 import lt_plugins  # noqa: F401  (applies the fixes)
 from lt_plugins.engine.hooks import ClassCountsHook
-from tests.dist_utils import free_port
 
 
 # -- 0. custom_imports alone applies every fix (MMPretrain's own tools/train.py) ----------------
@@ -106,8 +105,10 @@ def test_build_dataloader_num_workers_zero_persistent(cfg_type):
 
 # -- 2. distributed launch without CUDA -------------------------------------------------------
 def _dist_env(monkeypatch, world_size=1):
+    # MASTER_PORT=0: the one rank's store binds a port the OS gives it (no port is picked,
+    # released and bound again, which another process could take in between)
     for key, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE=str(world_size),
-                           MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port())).items():
+                           MASTER_ADDR='127.0.0.1', MASTER_PORT='0').items():
         monkeypatch.setenv(key, value)
 
 

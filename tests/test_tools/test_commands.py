@@ -143,7 +143,7 @@ def test_readme_tools_run_under_the_named_interpreter():
         pytest.skip(f'no {VENV_PYTHON} in this checkout (bash tools/install.sh creates it)')
     command = next(c for _, c in all_commands() if c.startswith(f'{VENV_PYTHON} tools/train.py'))
     proc = subprocess.run(shlex.split(command) + ['--help'], cwd=REPO, capture_output=True,
-                          text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS='1'))
+                          text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert proc.returncode == 0, f'{command}\n{proc.stderr[-2000:]}'
     assert 'usage:' in proc.stdout and '--cfg-options' in proc.stdout
 
@@ -236,7 +236,7 @@ def test_pytest_runs_plainly_without_xdist(tmp_path):
     proc = subprocess.run(
         [sys.executable, '-m', 'pytest', '-c', osp.join(REPO, 'pytest.ini'), '--rootdir', REPO,
          '-p', 'no:xdist', '--noconftest', '-q', str(test_file)],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert '1 passed' in proc.stdout
 

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.dist_utils import run_with_free_port
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CE_DIGITS = osp.join(REPO, 'configs/baselines/ce_resnet32-cifar_1xb32_digits-lt.py')
 
@@ -80,13 +82,23 @@ def test_train_resume_test_cycle(tmp_path):
     with torch.no_grad():
         logits = model(model.data_preprocessor({'inputs': images})['inputs'], mode='tensor')
     correct = (logits.argmax(1) == labels).float()
-    assert metrics['shot/top1'] == pytest.approx(100 * correct.mean().item(), abs=1e-4)
+    # tools/test.py ran other batch sizes, whose logits differ by round-off (~1e-6): an image
+    # whose two best logits are closer than 1e-4 could go either way there, so the numbers
+    # are checked between counting all such images wrong and all right (usually none)
+    top2 = logits.topk(2, dim=1).values
+    undecided = (top2[:, 0] - top2[:, 1]) < 1e-4 * top2[:, 0].abs().clamp_min(1)
     counts = np.array([150, 104, 73, 51, 35, 25, 17, 12, 8, 6])
-    per_class = np.array([correct[labels == c].mean().item() for c in range(10)]) * 100
-    assert metrics['shot/many'] == pytest.approx(per_class[counts > 100].mean(), abs=1e-4)
-    assert metrics['shot/medium'] == pytest.approx(
-        per_class[(counts >= 20) & (counts <= 100)].mean(), abs=1e-4)
-    assert metrics['shot/few'] == pytest.approx(per_class[counts < 20].mean(), abs=1e-4)
+    for key, classes in (('top1', None), ('many', counts > 100),
+                         ('medium', (counts >= 20) & (counts <= 100)), ('few', counts < 20)):
+        bounds = []
+        for tie_value in (0.0, 1.0):
+            right = torch.where(undecided, torch.full_like(correct, tie_value), correct)
+            if classes is None:
+                bounds.append(100 * right.mean().item())
+            else:
+                per_class = np.array([right[labels == c].mean().item() for c in range(10)])
+                bounds.append(100 * per_class[classes].mean())
+        assert bounds[0] - 1e-4 <= metrics[f'shot/{key}'] <= bounds[1] + 1e-4, (key, bounds)
 
 
 def test_dist_train_two_cpu_processes_end_identical(tmp_path):
@@ -99,14 +111,14 @@ def test_dist_train_two_cpu_processes_end_identical(tmp_path):
         "custom_hooks = [dict(type='ClassCountsHook'), dict(type='RankStateDumpHook')]\n"
         "train_cfg = dict(max_epochs=1)\n")
     work = tmp_path / 'work'
-    env = dict(os.environ, OMP_NUM_THREADS='1', PORT=str(29500 + os.getpid() % 1000))
+    env = dict(os.environ, OMP_NUM_THREADS='1')
     env.pop('PYTHON', None)
     if not osp.isfile(osp.join(REPO, '.venv', 'bin', 'python')):
         env['PYTHON'] = sys.executable  # no install.sh venv here: name the interpreter
-    # otherwise the script finds .venv/bin/python itself (no `python` on PATH needed)
-    proc = subprocess.run(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
-                           str(work), '--no-validate'], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    # otherwise the script finds .venv/bin/python itself (no `python` on PATH needed);
+    # PORT: a free one, another on a clash
+    proc = run_with_free_port(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
+                               str(work), '--no-validate'], env, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rank0 = torch.load(work / 'rank0_params.pth', weights_only=True)
     rank1 = torch.load(work / 'rank1_params.pth', weights_only=True)

@@ -51,7 +51,7 @@ def test_writes_png(tmp_path, ext, capsys):
 
 def test_help_and_missing_file(tmp_path):
     proc = subprocess.run([sys.executable, TOOL, '--help'], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=300)
     assert proc.returncode == 0 and '--out' in proc.stdout and 'per_class_out' in proc.stdout
     with pytest.raises(FileNotFoundError, match='per_class_out'):
         load_tool().main([str(tmp_path / 'nope.json')])
