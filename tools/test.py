@@ -22,7 +22,7 @@ from mmengine.runner import Runner
 import lt_plugins  # noqa: F401  (registration and compatibility fixes)
 from lt_plugins.engine.checkpoint_check import check_checkpoint_keys
 from lt_plugins.evaluation.shot_table import format_shot_table
-from lt_plugins.engine.runner_utils import set_dataloader_defaults
+from lt_plugins.engine.runner_utils import close_process_group, set_dataloader_defaults
 
 
 def parse_args() -> argparse.Namespace:
@@ -79,6 +79,7 @@ def main() -> None:
         if args.out:
             with open(args.out, 'w') as f:
                 json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
+    close_process_group()
 
 
 if __name__ == '__main__':

@@ -21,7 +21,7 @@ from mmengine.runner import Runner
 
 import lt_plugins  # noqa: F401  (registration and compatibility fixes)
 from lt_plugins.engine.fast_path import fast_path_from_flags
-from lt_plugins.engine.runner_utils import set_dataloader_defaults
+from lt_plugins.engine.runner_utils import close_process_group, set_dataloader_defaults
 
 
 def parse_args() -> argparse.Namespace:
@@ -89,6 +89,7 @@ def main() -> None:
     cfg = merge_args(Config.fromfile(args.config), args)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    close_process_group()
 
 
 if __name__ == '__main__':
