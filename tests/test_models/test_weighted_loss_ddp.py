@@ -1,6 +1,8 @@
 """Weighted means over the global batch under DDP: LDAM-DRW on 2 gloo ranks trains as one
 process on the concatenated batch (``normalize_over='global'``, the default); the per-rank
 form (``'rank'``, the reference code's) does not. STG stage 2's valid-sample mean likewise."""
+import threading
+
 import pytest
 import torch
 
@@ -100,14 +102,18 @@ def test_normalize_over_is_checked():
                          normalize_over='local')
 
 
+_GLOBAL_RNG = threading.Lock()
+
+
 def _stg_losses(rank, world_size):
     """STG stage-2 loss (generator in eval mode, so BatchNorm does not depend on the split)."""
     import lt_plugins  # noqa: F401
     from mmpretrain.structures import DataSample
     from lt_plugins.models.heads.stg_generator_head import STGGeneratorHead
-    torch.manual_seed(0)
-    head = STGGeneratorHead(6, 4, class_counts=[500, 300, 200, 120, 50, 20],
-                            dictionary_size=0, smooth_momentum=0.0, min_set_size=2).eval()
+    with _GLOBAL_RNG:   # threaded ranks share torch's global generator: seed and build alone
+        torch.manual_seed(0)
+        head = STGGeneratorHead(6, 4, class_counts=[500, 300, 200, 120, 50, 20],
+                                dictionary_size=0, smooth_momentum=0.0, min_set_size=2).eval()
     gen = torch.Generator().manual_seed(3)
     feats = torch.randn(16, 4, generator=gen) * 3
     # rank 0's half has many valid head samples, rank 1's few
